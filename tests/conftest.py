@@ -1,0 +1,31 @@
+"""Shared fixtures: a real checkpoint trained once per session on the embedded MNIST digits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vaetool.cli import main
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run folder holding model.safetensors + history.csv: 2 epochs on mnist5k, H = 16, CPU."""
+    out = tmp_path_factory.mktemp("run") / "r"
+    code = main(["train", "--data", "mnist5k", "--epochs", "2", "--latents", "16",
+                 "--device", "cpu", "--out", str(out)])  # fmt: skip
+    assert code == 0
+    return out
+
+
+@pytest.fixture()
+def cli(capsys: pytest.CaptureFixture[str]):
+    """Run the vaetool CLI in-process: returns (exit code, stdout, stderr)."""
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return invoke

@@ -1,0 +1,5 @@
+"""`python -m vaetool` = the `vaetool` command."""
+
+from vaetool.cli import run
+
+run()

@@ -1,0 +1,136 @@
+"""Checkpoints: one ``.safetensors`` file, weights plus a JSON config in its metadata.
+
+The metadata key ``vaetool`` holds a JSON document with the model, data and training configs, the
+vaetool version and a training summary: enough to rebuild the model with no other file. Loading
+never unpickles anything (safetensors stores raw tensors) and is strict about weight names/shapes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save as safetensors_bytes
+
+from vaetool import __version__
+from vaetool.atomic import write_atomic
+from vaetool.config import DataConfig, ModelConfig, TrainConfig
+from vaetool.errors import CheckpointError, VaetoolError
+from vaetool.models import VAE, build_model
+
+METADATA_KEY = "vaetool"
+FORMAT = "vaetool.vae"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """Everything a checkpoint's metadata says, parsed and validated."""
+
+    model: ModelConfig
+    data: DataConfig
+    train: TrainConfig
+    summary: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. pruning provenance
+    version: str = __version__
+
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "vaetool_version": self.version,
+            "model": self.model.to_dict(),
+            "data": self.data.to_dict(),
+            "train": self.train.to_dict(),
+            "summary": self.summary,
+            "extra": self.extra,
+        }
+
+
+def save_checkpoint(
+    path: str | Path, model: VAE, info: CheckpointInfo, *, overwrite: bool = False
+) -> Path:
+    """Write ``model``'s weights and ``info`` atomically to ``path`` (.safetensors)."""
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise CheckpointError(f"{target} exists; pass --force to overwrite it")
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    metadata = {METADATA_KEY: json.dumps(info.to_document())}
+    return write_atomic(target, safetensors_bytes(tensors, metadata=metadata))
+
+
+def read_info(path: str | Path) -> CheckpointInfo:
+    """Parse a checkpoint's metadata without loading weights (for ``vaetool info``)."""
+    return _parse_document(Path(path), _read_metadata(Path(path)))
+
+
+def load_checkpoint(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[VAE, CheckpointInfo]:
+    """Rebuild the model from ``path`` (strict weight matching) in eval mode on ``device``."""
+    target = Path(path)
+    info = _parse_document(target, _read_metadata(target))
+    try:
+        model = build_model(info.model)
+    except (VaetoolError, ValueError) as err:
+        raise CheckpointError(f"{target}: its model config cannot be built ({err})") from None
+    tensors = _read_tensors(target)
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as err:
+        first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
+        raise CheckpointError(f"{target}: weights do not match its config ({first})") from None
+    return model.to(device).eval(), info
+
+
+def _read_metadata(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(
+            f"{path}: not a readable safetensors file ({_short(err)}); "
+            "expected a vaetool checkpoint"
+        ) from None
+
+
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{path}: corrupt or truncated weights ({_short(err)})") from None
+
+
+def _parse_document(path: Path, metadata: dict[str, str]) -> CheckpointInfo:
+    raw = metadata.get(METADATA_KEY)
+    if raw is None:
+        raise CheckpointError(
+            f"{path}: a safetensors file without vaetool metadata; expected a checkpoint written "
+            "by `vaetool train` (for a foreign model, pass a (mu, logvar) file instead)"
+        )
+    try:
+        doc = json.loads(raw)
+        if doc.get("format") != FORMAT:
+            raise ValueError(f"format {doc.get('format')!r}")
+        return CheckpointInfo(
+            model=ModelConfig.from_dict(doc["model"]),
+            data=DataConfig.from_dict(doc["data"]),
+            train=TrainConfig.from_dict(doc["train"]),
+            summary=dict(doc.get("summary", {})),
+            extra=dict(doc.get("extra", {})),
+            version=str(doc.get("vaetool_version", "unknown")),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError, VaetoolError) as err:
+        raise CheckpointError(f"{path}: unreadable vaetool metadata ({_short(err)})") from None
+
+
+def _short(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__

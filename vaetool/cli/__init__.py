@@ -1,0 +1,74 @@
+"""The `vaetool` command line: a thin typer shell over the importable core.
+
+Nothing here imports torch at module level, so `vaetool --help` starts fast; each command
+imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from vaetool import __version__
+from vaetool.cli import info as _info
+from vaetool.cli import pending as _pending
+from vaetool.cli import train as _train
+
+app = typer.Typer(
+    name="vaetool",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command("train")(_train.train)
+app.command("quickstart")(_train.quickstart)
+app.command("info")(_info.info)
+app.add_typer(_pending.mi_app, name="mi")
+app.command("prune")(_pending.prune)
+app.command("traverse")(_pending.traverse)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"vaetool {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """What has a trained VAE learned? Rank latent factors by information, prune, traverse."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app; our errors become one line on stderr and exit code 1."""
+    from vaetool.errors import VaetoolError
+
+    try:
+        app(args=argv, prog_name="vaetool")  # standalone: usage errors print and exit 2
+    except SystemExit as stop:
+        return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    except VaetoolError as error:
+        _say(f"error: {error}")
+        return 1
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return 130
+    except OSError as error:  # a disk full or a permission problem outside our checks
+        where = f" ({error.filename})" if error.filename else ""
+        _say(f"error: {error.strerror or error}{where}")
+        return 1
+    return 0
+
+
+def _say(line: str) -> None:
+    """One unwrapped line on stderr (rich would wrap long paths)."""
+    sys.stderr.write(line.replace("\n", " ") + "\n")
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Turn core results (DataFrames) into output: a rich table or text in another --format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vaetool.cli import _console
+
+FORMAT_CHOICES = ("table", "csv", "json", "markdown", "latex")
+
+
+def check_format(fmt: str) -> None:
+    from vaetool.errors import ConfigError
+
+    if fmt not in FORMAT_CHOICES:
+        raise ConfigError(f"--format {fmt!r}: expected one of {', '.join(FORMAT_CHOICES)}")
+
+
+def emit_text(text: str, output: Path | None) -> None:
+    """Print ``text`` to stdout, or write it atomically to ``output``."""
+    if output is None:
+        _console.out.file.write(text)
+        _console.out.file.flush()
+        return
+    from vaetool.atomic import write_atomic
+
+    write_atomic(output, text.encode())
+    _console.err.print(f"wrote {output}")
+
+
+def rich_table(frame, title: str | None = None):
+    """A rich Table with one column per DataFrame column, numbers right-aligned."""
+    import pandas as pd
+    from rich.table import Table
+
+    from vaetool.report.tables import cell_text
+
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for column in frame.columns:
+        numeric = pd.api.types.is_numeric_dtype(frame[column])
+        table.add_column(str(column), justify="right" if numeric else "left")
+    for row in frame.itertuples(index=False):
+        table.add_row(*(cell_text(v, 4) for v in row))
+    return table
+
+
+def emit_frame(frame, fmt: str, output: Path | None, title: str | None = None) -> None:
+    """Show one table in ``fmt`` on stdout or in ``output``."""
+    check_format(fmt)
+    if fmt == "table":
+        if output is not None:
+            import io
+
+            from rich.console import Console
+
+            console = Console(record=True, width=160, file=io.StringIO())
+            console.print(rich_table(frame, title))
+            emit_text(console.export_text(), output)
+            return
+        _console.out.print(rich_table(frame, title))
+        return
+    from vaetool.report.tables import format_frame
+
+    emit_text(format_frame(frame, fmt), output)

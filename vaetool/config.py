@@ -1,0 +1,86 @@
+"""Frozen, validated configuration dataclasses, stored resolved in every checkpoint.
+
+Each config round-trips through a plain dict (``to_dict`` / ``from_dict``) so a checkpoint's JSON
+metadata alone rebuilds the model, and reloads the data and split it was trained on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, TypeVar
+
+from vaetool.errors import ConfigError
+
+C = TypeVar("C", bound="_DictConfig")
+
+# Registry names the CLI offers without importing torch; tests check they match the registries.
+ARCHITECTURE_NAMES = ("conv28", "conv32", "conv64", "mlp")
+LIKELIHOOD_NAMES = ("bernoulli", "gaussian")
+OBJECTIVE_NAMES = ("beta_vae",)
+
+
+class _DictConfig:
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[C], raw: dict[str, Any]) -> C:
+        """Build from a dict, ignoring unknown keys (newer writers) and checking types via init."""
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in names}
+        try:
+            return cls(**kwargs)
+        except TypeError as err:
+            raise ConfigError(f"{cls.__name__}: {err}") from None
+
+
+@dataclass(frozen=True)
+class ModelConfig(_DictConfig):
+    """What rebuilds a VAE: the architecture is chosen from the image shape (paper 000, App.)."""
+
+    architecture: str  # registry name in vaetool.models: conv28, conv32, conv64, mlp
+    image_shape: tuple[int, int, int]  # (C, H, W) of the training images
+    latents: int = 128  # H, the number of latent factors (paper 000 uses 128)
+    likelihood: str = "bernoulli"  # registry name in vaetool.likelihoods
+    sigma2: float = 1.0  # fixed decoder variance for the Gaussian likelihood
+    hidden: int = 256  # width of the fully connected layer (paper 000: FC 256)
+
+    def __post_init__(self) -> None:
+        if self.latents < 1:
+            raise ConfigError(f"--latents {self.latents}: expected a positive integer")
+        if not self.sigma2 > 0:
+            raise ConfigError(f"--sigma2 {self.sigma2}: expected a positive variance")
+        if len(self.image_shape) != 3 or min(self.image_shape) < 1:
+            raise ConfigError(f"image shape {self.image_shape}: expected (C, H, W)")
+
+
+@dataclass(frozen=True)
+class DataConfig(_DictConfig):
+    """Which data a model saw and how it was split (default 0.6/0.2/0.2, as paper 000)."""
+
+    spec: str = "mnist5k"  # dataset spec: mnist5k, idx:DIR, npz:FILE, folder:DIR, dsprites[:FILE]
+    split_seed: int = 0  # seed of the train/val/test permutation
+    fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    subset: int | None = None  # a seeded sample of this many images, or all
+
+
+@dataclass(frozen=True)
+class TrainConfig(_DictConfig):
+    """Optimisation settings; defaults follow paper 000's appendix table (Adam, batch 100)."""
+
+    objective: str = "beta_vae"  # registry name in vaetool.objectives
+    beta: float = 1.0  # weight of the KL term; 1 is the plain VAE
+    epochs: int = 10
+    batch_size: int = 100
+    lr: float | None = None  # Adam rate; None = the paper's rate for the architecture
+    seed: int = 0  # seeds weight init, shuffling and the reparameterisation noise
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ConfigError(f"--epochs {self.epochs}: expected at least 1")
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size {self.batch_size}: expected at least 1")
+        if self.lr is not None and not self.lr > 0:
+            raise ConfigError(f"--lr {self.lr}: expected a positive learning rate")
+        if not self.beta >= 0:
+            raise ConfigError(f"--beta {self.beta}: expected a non-negative weight")

@@ -1,0 +1,50 @@
+"""Batches on the device: a split that fits is moved there once and sliced in place.
+
+Only when a split is too large for the device (or its source is lazy: an image folder,
+procedural dSprites) are batches produced on the CPU and copied over one at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from vaetool.data.base import ImageData, to_unit_float
+from vaetool.device import fits_on_device
+
+
+class DeviceFeed:
+    """Minibatches of float32 images (B, C, H, W) in [0, 1] on ``device`` for one split."""
+
+    def __init__(self, data: ImageData, indices: np.ndarray, device: torch.device) -> None:
+        self.data = data
+        self.device = device
+        self.indices = torch.as_tensor(np.asarray(indices), dtype=torch.long)
+        pixels = data.pixels()
+        self.resident: torch.Tensor | None = None
+        if pixels is not None and fits_on_device(len(self) * data.bytes_per_image, device):
+            # (n, C, H, W), kept in its storage dtype (uint8 for 8-bit data): one copy, once.
+            self.resident = pixels[self.indices].to(device)
+
+    def __len__(self) -> int:
+        return int(self.indices.numel())
+
+    def batches(
+        self, batch_size: int, generator: torch.Generator | None = None
+    ) -> Iterator[torch.Tensor]:
+        """Shuffled when a (CPU) ``generator`` is given, else in split order."""
+        n = len(self)
+        order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+        if self.resident is not None:
+            order = order.to(self.device)
+            for start in range(0, n, batch_size):
+                yield to_unit_float(self.resident[order[start : start + batch_size]])
+            return
+        for start in range(0, n, batch_size):
+            rows = self.indices[order[start : start + batch_size]].numpy()
+            yield self.data.images(rows).to(self.device, non_blocking=True)
+
+    def num_batches(self, batch_size: int) -> int:
+        return -(-len(self) // batch_size)

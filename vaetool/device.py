@@ -1,0 +1,44 @@
+"""The one place that decides device and dtype.
+
+Everything that creates tensors for training or analysis asks :func:`resolve_device` for the
+device and uses :data:`MODEL_DTYPE` for network weights and activations and :data:`REDUCE_DTYPE`
+for estimator reductions (MATH.md: "Do every reduction over m in float64").
+"""
+
+from __future__ import annotations
+
+import torch
+
+from vaetool.errors import ConfigError
+
+MODEL_DTYPE = torch.float32
+REDUCE_DTYPE = torch.float64
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+# Keep a dataset resident on the device when it takes at most this share of free memory.
+_RESIDENT_SHARE = 0.5
+_CPU_RESIDENT_BYTES = 4 * 1024**3
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> cuda when available else cpu; ``cpu``; ``cuda`` or ``cuda:N`` (checked)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {name}: CUDA is not available here; use --device cpu")
+        try:
+            return torch.device(name)
+        except RuntimeError:
+            raise ConfigError(f"--device {name}: expected cuda or cuda:N") from None
+    raise ConfigError(f"--device {name!r}: expected one of {', '.join(DEVICE_CHOICES)}")
+
+
+def fits_on_device(nbytes: int, device: torch.device) -> bool:
+    """Whether a tensor of ``nbytes`` should be moved to ``device`` once and kept there."""
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return nbytes <= _RESIDENT_SHARE * free
+    return nbytes <= _CPU_RESIDENT_BYTES

@@ -1,0 +1,1 @@
+"""Reporting edge: tables (pandas, every --format), and later figures and images."""
