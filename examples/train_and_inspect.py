@@ -1,6 +1,6 @@
 """Train a small β-VAE on the embedded MNIST digits from Python, save it, load it back, encode.
 
-    python examples/train_and_inspect.py
+python examples/train_and_inspect.py
 """
 
 from __future__ import annotations

@@ -93,7 +93,7 @@ def test_version(cli) -> None:
     assert code == 0 and out.startswith("vaetool ")
 
 
-def test_quickstart_trains_on_embedded_mnist(tmp_path: Path, cli) -> None:  # noqa: ANN001
+def test_quickstart_trains_on_embedded_mnist(tmp_path: Path, cli) -> None:
     out = tmp_path / "qs"
     code, stdout, _ = cli("quickstart", "--epochs", "1", "--device", "cpu", "--out", str(out))
     assert code == 0 and "model.safetensors" in stdout
@@ -101,7 +101,7 @@ def test_quickstart_trains_on_embedded_mnist(tmp_path: Path, cli) -> None:  # no
     assert json.loads(stdout)["train"]["beta"] == 4.0
 
 
-def test_info_output_file_is_written(trained_run: Path, tmp_path: Path, cli) -> None:  # noqa: ANN001
+def test_info_output_file_is_written(trained_run: Path, tmp_path: Path, cli) -> None:
     target = tmp_path / "info.csv"
     code, stdout, _ = cli(
         "info", str(trained_run / "model.safetensors"), "-f", "csv", "-o", str(target)

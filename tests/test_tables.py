@@ -1,4 +1,4 @@
-"""Every --format renders the same DataFrame: csv/json parse back, markdown/latex are well formed."""
+"""Every --format renders one DataFrame: csv and json parse back, markdown and latex are valid."""
 
 from __future__ import annotations
 
