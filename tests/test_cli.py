@@ -72,7 +72,8 @@ def test_train_force_overwrites(tmp_path: Path, cli) -> None:
         (["train", "--likelihood", "poisson", "--subset", "10"], "unknown likelihood 'poisson'"),
         (["train", "--device", "tpu"], "--device 'tpu'"),
         (["info", "/nonexistent/model.safetensors"], "no such checkpoint file"),
-        (["mi", "rank", "x.safetensors"], "issue 4"),
+        (["mi", "rank", "/nonexistent/x.safetensors"], "no such checkpoint file"),
+        (["prune", "x.safetensors"], "issue 5"),
     ],
 )
 def test_bad_input_gives_one_clear_line(cli, tmp_path: Path, args: list[str], needle: str) -> None:
@@ -97,8 +98,10 @@ def test_quickstart_trains_on_embedded_mnist(tmp_path: Path, cli) -> None:
     out = tmp_path / "qs"
     code, stdout, _ = cli("quickstart", "--epochs", "1", "--device", "cpu", "--out", str(out))
     assert code == 0 and "model.safetensors" in stdout
+    assert "top 10 of 128 factors by I(x; z_h)" in stdout and "influential factors" in stdout
+    assert (out / "pulse.png").read_bytes()[:4] == b"\x89PNG"
     code, stdout, _ = cli("info", str(out / "model.safetensors"), "--format", "json")
-    assert json.loads(stdout)["train"]["beta"] == 4.0
+    assert json.loads(stdout)["train"]["beta"] == 1.0
 
 
 def test_info_output_file_is_written(trained_run: Path, tmp_path: Path, cli) -> None:

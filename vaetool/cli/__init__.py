@@ -12,6 +12,7 @@ import typer
 
 from vaetool import __version__
 from vaetool.cli import info as _info
+from vaetool.cli import mi as _mi
 from vaetool.cli import pending as _pending
 from vaetool.cli import train as _train
 
@@ -24,7 +25,7 @@ app = typer.Typer(
 app.command("train")(_train.train)
 app.command("quickstart")(_train.quickstart)
 app.command("info")(_info.info)
-app.add_typer(_pending.mi_app, name="mi")
+app.add_typer(_mi.mi_app, name="mi")
 app.command("prune")(_pending.prune)
 app.command("traverse")(_pending.traverse)
 

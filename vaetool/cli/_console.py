@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+
 from rich.console import Console
 
-out = Console(soft_wrap=True)
+# A pipe or file gets wide tables instead of rich's 80-column default.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, soft_wrap=True)

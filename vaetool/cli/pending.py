@@ -8,26 +8,11 @@ import typer
 
 from vaetool.cli._options import CheckpointArg
 
-mi_app = typer.Typer(help="Mutual information I(x; z_h) per latent factor (q*(z) and mixture).",
-                     no_args_is_help=True)  # fmt: skip
-
 
 def _pending(command: str, issue: int) -> None:
     from vaetool.errors import VaetoolError
 
     raise VaetoolError(f"`vaetool {command}` is not available yet in this version (issue {issue})")
-
-
-@mi_app.command("fit")
-def mi_fit(checkpoint: CheckpointArg) -> None:
-    """Fit q*(z) on a data split and store it beside the checkpoint."""
-    _pending("mi fit", 4)
-
-
-@mi_app.command("rank")
-def mi_rank(checkpoint: CheckpointArg) -> None:
-    """Rank latent factors by the information they carry about the data."""
-    _pending("mi rank", 4)
 
 
 def prune(

@@ -45,21 +45,49 @@ def train(
     from vaetool.cli._training_view import run_training
 
     run_training(
-        out, force, device, data=data, latents=latents, beta=beta, likelihood=likelihood,
-        sigma2=sigma2, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-        split_seed=split_seed, subset=subset,
-    )  # fmt: skip
+        out,
+        force,
+        device,
+        data=data,
+        latents=latents,
+        beta=beta,
+        likelihood=likelihood,
+        sigma2=sigma2,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        split_seed=split_seed,
+        subset=subset,
+    )
 
 
 def quickstart(
     out: Annotated[Path, typer.Option(help="Run folder.")] = QUICKSTART_DIR,
-    epochs: Annotated[int, typer.Option(help="Passes over the training split.")] = 10,
-    beta: Annotated[float, typer.Option(help="KL weight (β-VAE, as paper 000 Fig. 1).")] = 4.0,
+    epochs: Annotated[int, typer.Option(help="Passes over the training split.")] = 30,
+    beta: Annotated[float, typer.Option(help="KL weight; 1 is the plain VAE.")] = 1.0,
     device: DeviceOpt = "auto",
     force: ForceOpt = False,
 ) -> None:
-    """Train on the embedded MNIST digits and show what the model learned."""
+    """Train on the embedded MNIST digits, then rank the factors and draw the pulse plot."""
+    from vaetool.cli._mi_view import RankView, run_rank
     from vaetool.cli._training_view import run_training
 
     checkpoint = run_training(out, force, device, data="mnist5k", beta=beta, epochs=epochs)
-    _console.err.print(f"next: vaetool info {checkpoint}")
+    view = RankView(plot=out / "pulse.png", top=10)
+    run_rank(
+        checkpoint,
+        view,
+        data=None,
+        split="test",
+        samples=10_000,
+        variant="zero_mean",
+        estimator="qstar",
+        threshold=0.5,
+        mc_samples=1,
+        mc_points=None,
+        seed=0,
+        qstar=None,
+        device=device,
+    )
+    _console.err.print(f"next: vaetool mi rank {checkpoint} --estimator both", markup=False)

@@ -1,0 +1,77 @@
+"""vaetool.mi.rank on posteriors with known answers (MATH.md, "Checks with known answers")."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import vaetool.mi
+from vaetool.analysis import fit_qstar, fit_qstar_streaming
+from vaetool.errors import DataError
+from vaetool.mi import MixtureOptions
+
+
+def linear_gaussian(n: int, gains: list[float], s: float = 0.5, seed: int = 0):
+    """x ~ N(0, 1); factor h has q(z_h|x) = N(a_h x, s²): I_h = ½ log(1 + a_h²/s²)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 1, generator=g, dtype=torch.float64)
+    mu = x * torch.tensor(gains, dtype=torch.float64)
+    logvar = torch.full_like(mu, 2 * math.log(s))
+    return mu, logvar
+
+
+def test_rank_orders_factors_and_recovers_known_information() -> None:
+    gains = [0.0, 2.0, 0.5, 1.0]  # factor 0 ignores x
+    mu, logvar = linear_gaussian(50_000, gains)
+    table = vaetool.mi.rank(mu, logvar)
+    assert table["factor"].tolist() == [1, 3, 2, 0]
+    expected = {h: 0.5 * math.log(1 + a * a / 0.25) for h, a in enumerate(gains)}
+    # q* error is the sampling error of the second moment: < 4 sd ≈ 4·a²√(2/N)/(2(a²+s²)) < 0.03
+    for row in table.itertuples():
+        assert row.mi == pytest.approx(expected[row.factor], abs=0.03)
+    summary = table.attrs["summary"]
+    assert summary["total_mi"] == pytest.approx(table["mi"].sum())
+    assert summary["n_influential"] == 2  # I = 1.44, 0.80 nats > 0.5; 0.35 and 0 are not
+    assert table["cumulative_pct"].iloc[-1] == pytest.approx(100.0)
+
+
+def test_rank_mixture_estimator_agrees_with_known_answer() -> None:
+    mu, logvar = linear_gaussian(2000, [1.5, 0.0])
+    table = vaetool.mi.rank(mu, logvar, estimator="both", mixture=MixtureOptions(samples=4))
+    top = table.iloc[0]
+    # mixture: MC error √(a²/(a²+s²)/(M'S)) ≈ 0.01 at M'S = 8000, plus finite-N bias < 0.01
+    assert top["mi_mixture"] == pytest.approx(0.5 * math.log(1 + 1.5**2 / 0.25), abs=0.05)
+    assert abs(table.iloc[1]["mi_mixture"]) < 0.01
+    assert table.attrs["summary"]["mixture_tc"] == pytest.approx(0.0, abs=0.03)
+
+
+def test_rank_accepts_numpy_and_bits() -> None:
+    mu, logvar = linear_gaussian(1000, [1.0, 0.2])
+    table = vaetool.mi.rank(mu.numpy(), logvar.numpy(), bits=True)
+    assert np.allclose(table["mi_bits"], table["mi"] / math.log(2))
+
+
+def test_streaming_fit_equals_one_shot() -> None:
+    mu, logvar = linear_gaussian(1001, [1.0, 0.3, 0.0])
+    one_shot = fit_qstar(mu, logvar)
+    batches = [(mu[i : i + 97], logvar[i : i + 97]) for i in range(0, 1001, 97)]
+    streamed = fit_qstar_streaming(batches)
+    assert torch.allclose(one_shot.s2, streamed.s2, rtol=1e-12, atol=0)
+    assert torch.allclose(one_shot.mean_logvar, streamed.mean_logvar, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("mu", "logvar", "needle"),
+    [
+        (torch.full((4, 2), float("nan")), torch.zeros(4, 2), "NaN"),
+        (torch.zeros(4, 2), torch.full((4, 2), float("inf")), "inf"),
+        (torch.zeros(4, 2), torch.zeros(4, 3), "shapes differ"),
+        (torch.zeros(1, 2), torch.zeros(1, 2), "N = 1"),
+    ],
+)
+def test_bad_posteriors_are_rejected(mu: torch.Tensor, logvar: torch.Tensor, needle: str) -> None:
+    with pytest.raises(DataError, match=needle):
+        vaetool.mi.rank(mu, logvar)

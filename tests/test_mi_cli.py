@@ -1,0 +1,159 @@
+"""`vaetool mi fit` / `mi rank` on a real checkpoint and on foreign posterior files."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import vaetool
+from vaetool.analysis import fit_qstar
+from vaetool.data import load_dataset, split_indices
+
+
+def rank_json(cli, *args: str) -> dict:
+    code, out, err = cli("mi", "rank", *args, "--device", "cpu", "--format", "json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(trained_run: Path) -> Path:
+    return trained_run / "model.safetensors"
+
+
+def test_rank_prints_table_and_summary(checkpoint: Path, cli) -> None:
+    code, out, _ = cli("mi", "rank", str(checkpoint), "--device", "cpu")
+    assert code == 0
+    assert "factors ranked by I(x; z_h)" in out and "influential factors" in out
+    assert "mnist5k [test]" in out
+
+
+def test_rank_json_matches_a_direct_computation(checkpoint: Path, cli) -> None:
+    doc = rank_json(cli, str(checkpoint))
+    factors, summary = doc["factors"], doc["summary"]
+    assert len(factors) == 16 and {"factor", "mi"} <= set(factors[0])
+    assert [f["rank"] for f in factors] == list(range(1, 17))
+    assert all(a["mi"] >= b["mi"] for a, b in itertools.pairwise(factors))
+    assert summary["total_mi"] == pytest.approx(sum(f["mi"] for f in factors))
+    assert summary["n"] == 1000 and summary["data"] == "mnist5k" and summary["split"] == "test"
+    # the same numbers from the Python API on the test split, encoded in one shot
+    model = vaetool.load(checkpoint)
+    data = load_dataset("mnist5k")
+    with torch.no_grad():
+        mu, logvar = model.encode(data.images(split_indices(len(data)).test))
+    direct = vaetool.mi.rank(mu, logvar)
+    assert [f["factor"] for f in factors] == direct["factor"].tolist()
+    assert np.allclose([f["mi"] for f in factors], direct["mi"], rtol=1e-6)
+
+
+def test_fit_writes_sidecar_that_rank_reuses(checkpoint: Path, cli, tmp_path: Path) -> None:
+    local = tmp_path / "model.safetensors"
+    local.write_bytes(checkpoint.read_bytes())
+    code, _, _ = cli("mi", "fit", str(local), "--device", "cpu")
+    assert code == 0 and (tmp_path / "model.qstar.safetensors").is_file()
+    assert rank_json(cli, str(local))["summary"]["qstar_from"] == "sidecar"
+    assert rank_json(cli, str(local), "--samples", "500")["summary"]["qstar_from"] == "fit"
+    assert rank_json(cli, str(local), "--estimator", "both")["summary"]["qstar_from"] == "fit"
+
+
+def test_rank_formats_and_plot(checkpoint: Path, cli, tmp_path: Path) -> None:
+    plot = tmp_path / "pulse.png"
+    code, out, _ = cli("mi", "rank", str(checkpoint), "--device", "cpu", "-f", "csv",
+                       "--plot", str(plot), "--bits")  # fmt: skip
+    assert code == 0 and out.splitlines()[0].startswith("rank,factor,mi,mi_bits,share_pct")
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for fmt, marker in (("markdown", "| rank |"), ("latex", "\\begin{tabular}")):
+        code, out, _ = cli("mi", "rank", str(checkpoint), "--device", "cpu", "-f", fmt)
+        assert code == 0 and marker in out
+
+
+def test_estimator_both_reports_mixture(checkpoint: Path, cli) -> None:
+    doc = rank_json(cli, str(checkpoint), "--estimator", "both", "--mc-points", "300")
+    assert {"mi_qstar", "mi_mixture"} <= set(doc["factors"][0])
+    assert doc["summary"]["mixture_log_n_cap"] == pytest.approx(np.log(1000))
+    assert doc["summary"]["mixture_mi_joint"] <= np.log(1000) + 1e-9
+
+
+def _posterior(n: int = 400, h: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    mu = rng.normal(size=(n, h)) * np.array([2.0, 0.5, 0.0])[:h]
+    return mu.astype(np.float32), np.full((n, h), np.log(0.25), dtype=np.float32)
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+def test_foreign_posterior_file_is_ranked(tmp_path: Path, cli, suffix: str) -> None:
+    mu, logvar = _posterior()
+    path = tmp_path / f"post{suffix}"
+    if suffix == ".npz":
+        np.savez(path, mu=mu, logvar=logvar)
+    else:
+        save_file({"mu": torch.from_numpy(mu), "logvar": torch.from_numpy(logvar)}, str(path))
+    doc = rank_json(cli, str(path))
+    assert [f["factor"] for f in doc["factors"]] == [0, 1, 2]
+    expected = fit_qstar(torch.from_numpy(mu).double(), torch.from_numpy(logvar).double())
+    assert doc["factors"][0]["mi"] == pytest.approx(
+        float(0.5 * (expected.s2[0].log() - np.log(0.25)))
+    )
+    assert doc["summary"]["data"] == "posterior file" and doc["summary"]["n"] == 400
+    assert cli("mi", "fit", str(path), "--device", "cpu")[0] == 0
+    assert rank_json(cli, str(path))["summary"]["qstar_from"] == "sidecar"
+
+
+def _one_line_error(cli, *args: str) -> str:
+    code, _, err = cli(*args)
+    assert code == 1 and err.startswith("error: ") and err.count("\n") == 1, err
+    return err
+
+
+def test_bad_posterior_files(tmp_path: Path, cli) -> None:
+    mu, logvar = _posterior()
+    with_nan = mu.copy()
+    with_nan[3, 1] = np.nan
+    np.savez(tmp_path / "nan.npz", mu=with_nan, logvar=logvar)
+    assert "NaN" in _one_line_error(cli, "mi", "rank", str(tmp_path / "nan.npz"))
+    np.savez(tmp_path / "shape.npz", mu=mu[:, :2], logvar=logvar)
+    assert "shapes differ" in _one_line_error(cli, "mi", "rank", str(tmp_path / "shape.npz"))
+    np.savez(tmp_path / "one.npz", mu=mu[:1], logvar=logvar[:1])
+    assert "N = 1" in _one_line_error(cli, "mi", "rank", str(tmp_path / "one.npz"))
+    np.savez(tmp_path / "nolv.npz", mu=mu)
+    assert "'logvar'" in _one_line_error(cli, "mi", "rank", str(tmp_path / "nolv.npz"))
+
+
+def test_sidecar_of_another_source_is_refused(checkpoint: Path, tmp_path: Path, cli) -> None:
+    mu, logvar = _posterior(h=3)
+    np.savez(tmp_path / "a.npz", mu=mu, logvar=logvar)
+    np.savez(tmp_path / "b.npz", mu=mu * 2, logvar=logvar)
+    assert cli("mi", "fit", str(tmp_path / "a.npz"))[0] == 0
+    sidecar = str(tmp_path / "a.qstar.safetensors")
+    err = _one_line_error(cli, "mi", "rank", str(tmp_path / "b.npz"), "--qstar", sidecar)
+    assert "fitted for another file (a.npz" in err
+    err = _one_line_error(cli, "mi", "rank", str(checkpoint), "--qstar", sidecar)
+    assert "H = 3" in err and "H = 16" in err
+
+
+def test_bad_options(checkpoint: Path, cli) -> None:
+    assert "--estimator 'best'" in _one_line_error(
+        cli, "mi", "rank", str(checkpoint), "--estimator", "best"
+    )
+    assert "q* variant" in _one_line_error(
+        cli, "mi", "rank", str(checkpoint), "--variant", "median"
+    )
+    assert "--data dsprites" in _one_line_error(
+        cli, "mi", "fit", str(checkpoint), "--data", "dsprites"
+    )
+    assert "split" in _one_line_error(cli, "mi", "fit", str(checkpoint), "--split", "holdout")
+
+
+def test_large_beta_leaves_fewer_influential_factors_than_h(tmp_path: Path, cli) -> None:
+    """β-VAE's KL pressure switches factors off (paper 000, Fig. 1)."""
+    out = tmp_path / "beta"
+    args = ["train", "--epochs", "3", "--latents", "16", "--beta", "8", "--device", "cpu"]
+    assert cli(*args, "--out", str(out))[0] == 0
+    summary = rank_json(cli, str(out / "model.safetensors"))["summary"]
+    assert summary["n_influential"] < 16 and summary["total_rate"] < 16 * 0.5

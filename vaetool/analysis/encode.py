@@ -1,0 +1,74 @@
+"""The one encoder pass: images -> posterior statistics (mu, logvar), on the device.
+
+Every analysis of a checkpoint starts here. The pass runs under ``torch.no_grad`` in eval mode,
+keeps batches on the device, and can feed a streaming q* accumulator as it goes, so the q* fit
+costs no second pass and no O(N) memory when the posterior itself is not kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from vaetool.analysis.posterior_checks import check_posterior
+from vaetool.analysis.qstar import QStarAccumulator
+from vaetool.data.feed import DeviceFeed
+from vaetool.device import inference_batch_size
+from vaetool.models import VAE
+
+ProgressCallback = Callable[[int, int], None]  # (images done, images total)
+
+
+@dataclass(frozen=True, eq=False)
+class Posterior:
+    """Posterior statistics of N points: ``mu`` and ``logvar`` (N, H), float32, on one device."""
+
+    mu: Tensor
+    logvar: Tensor
+
+    def __post_init__(self) -> None:
+        check_posterior(self.mu, self.logvar)
+
+    @property
+    def num_points(self) -> int:
+        return int(self.mu.shape[0])
+
+    @property
+    def num_factors(self) -> int:
+        return int(self.mu.shape[1])
+
+
+@torch.no_grad()
+def encode(
+    model: VAE,
+    feed: DeviceFeed,
+    *,
+    batch_size: int | None = None,
+    keep: bool = True,
+    accumulator: QStarAccumulator | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> Posterior | None:
+    """Encode every image of ``feed`` in order; return the :class:`Posterior` if ``keep``.
+
+    ``accumulator`` (optional) receives each batch's (mu, logvar) for a streaming q* fit.
+    ``batch_size`` defaults to :func:`vaetool.device.inference_batch_size` for the feed's device.
+    """
+    model.eval()
+    batch_size = batch_size or inference_batch_size(feed.device)
+    mus: list[Tensor] = []
+    logvars: list[Tensor] = []
+    done = 0
+    for x in feed.batches(batch_size):
+        mu, logvar = model.encode(x)  # (B, H) each
+        if accumulator is not None:
+            accumulator.update(mu, logvar)
+        if keep:
+            mus.append(mu)
+            logvars.append(logvar)
+        done += x.shape[0]
+        if on_progress is not None:
+            on_progress(done, len(feed))
+    return Posterior(torch.cat(mus), torch.cat(logvars)) if keep else None
