@@ -13,8 +13,9 @@ import typer
 from vaetool import __version__
 from vaetool.cli import info as _info
 from vaetool.cli import mi as _mi
-from vaetool.cli import pending as _pending
+from vaetool.cli import prune as _prune
 from vaetool.cli import train as _train
+from vaetool.cli import traverse as _traverse
 
 app = typer.Typer(
     name="vaetool",
@@ -26,8 +27,8 @@ app.command("train")(_train.train)
 app.command("quickstart")(_train.quickstart)
 app.command("info")(_info.info)
 app.add_typer(_mi.mi_app, name="mi")
-app.command("prune")(_pending.prune)
-app.command("traverse")(_pending.traverse)
+app.command("prune")(_prune.prune)
+app.command("traverse")(_traverse.traverse)
 
 
 def _version(value: bool) -> None:
