@@ -25,7 +25,7 @@ def test_train_writes_checkpoint_and_history(trained_run: Path) -> None:
     assert (trained_run / "model.safetensors").is_file()
     lines = (trained_run / "history.csv").read_text().splitlines()
     assert lines[0].startswith("epoch,train_loss,train_recon,train_kl,train_elbo,val_recon")
-    assert len(lines) == 3  # header + 2 epochs
+    assert len(lines) == 4  # header + 3 epochs
 
 
 def test_info_reads_checkpoint(trained_run: Path, cli) -> None:
@@ -73,7 +73,7 @@ def test_train_force_overwrites(tmp_path: Path, cli) -> None:
         (["train", "--device", "tpu"], "--device 'tpu'"),
         (["info", "/nonexistent/model.safetensors"], "no such checkpoint file"),
         (["mi", "rank", "/nonexistent/x.safetensors"], "no such checkpoint file"),
-        (["prune", "x.safetensors"], "issue 5"),
+        (["prune", "/nonexistent/x.safetensors"], "no such checkpoint file"),
     ],
 )
 def test_bad_input_gives_one_clear_line(cli, tmp_path: Path, args: list[str], needle: str) -> None:

@@ -83,7 +83,24 @@ def source_posterior(
         if accumulator is not None:
             accumulator.update(source.posterior.mu, source.posterior.logvar)
         return source.posterior, POSTERIOR_DATA, source.posterior.num_points
-    assert source.model is not None and source.info is not None
+    data = source_data(source, data_spec)
+    feed = source_feed(source, data, split, samples)
+    assert source.model is not None
+    posterior = encode(
+        source.model, feed, keep=keep, accumulator=accumulator, on_progress=on_progress
+    )
+    return posterior, data.spec if data_spec else _own_spec(source), len(feed)
+
+
+def _own_spec(source: Source) -> str:
+    assert source.info is not None
+    return source.info.data.spec
+
+
+def source_data(source: Source, data_spec: str | None = None) -> ImageData:
+    """The checkpoint's own data (spec, subset, split seed) or ``data_spec``, shape-checked."""
+    if source.info is None:
+        raise DataError(f"{source.path}: a posterior file has no images; pass a vaetool checkpoint")
     cfg = source.info.data
     spec = data_spec or cfg.spec
     data = load_dataset(spec, subset=cfg.subset if data_spec is None else None, seed=cfg.split_seed)
@@ -92,10 +109,11 @@ def source_posterior(
             f"--data {spec}: images are {tuple(data.shape)} but {source.path.name} was trained on "
             f"{tuple(source.info.model.image_shape)}"
         )
+    return data
+
+
+def source_feed(source: Source, data: ImageData, split: str, samples: int) -> DeviceFeed:
+    """The first ``samples`` images of ``split``, on the model's device."""
+    assert source.model is not None
     rows = split_rows(data, source, split, samples)
-    device = next(source.model.parameters()).device
-    feed = DeviceFeed(data, rows, device)
-    posterior = encode(
-        source.model, feed, keep=keep, accumulator=accumulator, on_progress=on_progress
-    )
-    return posterior, spec, len(rows)
+    return DeviceFeed(data, rows, next(source.model.parameters()).device)
