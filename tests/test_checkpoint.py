@@ -110,3 +110,14 @@ def test_corrupt_checkpoint_cli_error_is_one_line(tmp_path: Path, cli) -> None:
     bad.write_bytes(b"garbage")
     code, _, err = cli("info", str(bad))
     assert code == 1 and err.count("\n") == 1 and "junk.safetensors" in err
+
+
+def test_atomic_write_uses_the_usual_file_mode(tmp_path: Path) -> None:
+    from vaetool.atomic import write_atomic
+
+    mask = os.umask(0o022)
+    try:
+        path = write_atomic(tmp_path / "f.bin", b"x")
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -99,7 +99,9 @@ def test_quickstart_trains_on_embedded_mnist(tmp_path: Path, cli) -> None:
     code, stdout, _ = cli("quickstart", "--epochs", "1", "--device", "cpu", "--out", str(out))
     assert code == 0 and "model.safetensors" in stdout
     assert "top 10 of 128 factors by I(x; z_h)" in stdout and "influential factors" in stdout
-    assert (out / "pulse.png").read_bytes()[:4] == b"\x89PNG"
+    assert "SSE / image" in stdout and "report" in stdout  # the prune table and the page
+    for name in ("pulse.png", "reconstructions.png", "report/index.html", "report/traversals.png"):
+        assert (out / name).is_file(), name
     code, stdout, _ = cli("info", str(out / "model.safetensors"), "--format", "json")
     assert json.loads(stdout)["train"]["beta"] == 1.0
 
@@ -110,3 +112,12 @@ def test_info_output_file_is_written(trained_run: Path, tmp_path: Path, cli) -> 
         "info", str(trained_run / "model.safetensors"), "-f", "csv", "-o", str(target)
     )
     assert code == 0 and stdout == "" and target.read_text().startswith("section,key,value")
+
+
+def test_public_api_is_lazy_and_complete() -> None:
+    code = (
+        "import sys, vaetool; assert 'torch' not in sys.modules; "
+        "names = [n for n in vaetool.__all__ if n != '__version__']; "
+        "assert all(callable(getattr(vaetool, n)) for n in names), names"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -24,6 +24,7 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
     except OSError as err:
         raise VaetoolError(f"{target}: cannot write in {folder} ({err.strerror})") from None
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -33,3 +34,9 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -22,7 +22,7 @@ SourceArg = Annotated[
     ),
 ]
 DataOpt = Annotated[
-    str | None, typer.Option("--data", help="Dataset spec [default: the checkpoint's own].")
+    str | None, typer.Option("--data", help="Dataset spec (default: the checkpoint's own).")
 ]
 SplitOpt = Annotated[str, typer.Option(help="train, val or test.")]
 SamplesOpt = Annotated[int, typer.Option(help="Points of the split used (paper: 10000).")]
@@ -55,7 +55,7 @@ def rank(
     threshold: Annotated[float, typer.Option(help="Influential if I_h > this (nats).")] = 0.5,
     mc_samples: Annotated[int, typer.Option(help="Mixture: samples per point.")] = 1,
     mc_points: Annotated[
-        int | None, typer.Option(help="Mixture: evaluation points [default: min(N, 10000)].")
+        int | None, typer.Option(help="Mixture: evaluation points (default: min(N, 10000)).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Mixture: Monte Carlo seed.")] = 0,
     qstar: Annotated[Path | None, typer.Option(help="Use this q* sidecar (must match).")] = None,

@@ -25,7 +25,7 @@ def prune(
     refit: Annotated[bool, typer.Option(help="Classify: also refit probes per k.")] = False,
     repeats: Annotated[int, typer.Option(help="Classify: probe seeds (mean ± std).")] = 3,
     seed: Annotated[int, typer.Option(help="Seed of --rank-by random and the probes.")] = 0,
-    data: Annotated[str | None, typer.Option(help="Dataset spec [default: the checkpoint's].")] = (
+    data: Annotated[str | None, typer.Option(help="Dataset spec (default: the checkpoint's).")] = (
         None
     ),
     split: Annotated[str, typer.Option(help="Evaluation split.")] = "test",

@@ -28,7 +28,7 @@ def train(
     epochs: Annotated[int, typer.Option(help="Passes over the training split.")] = 20,
     batch_size: Annotated[int, typer.Option(help="Minibatch size (paper: 100).")] = 100,
     lr: Annotated[
-        float | None, typer.Option(help="Adam learning rate [default: paper's, by architecture]")
+        float | None, typer.Option(help="Adam learning rate (default: paper's, by architecture)")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of weights, shuffling and noise.")] = 0,
     split_seed: Annotated[int, typer.Option(help="Seed of the 0.6/0.2/0.2 split.")] = 0,
@@ -69,19 +69,23 @@ def quickstart(
     device: DeviceOpt = "auto",
     force: ForceOpt = False,
 ) -> None:
-    """Train on the embedded MNIST digits, then rank the factors and draw the pulse plot."""
+    """Train on the embedded MNIST digits; rank the factors, prune, traverse, write a report."""
     from vaetool.cli._mi_view import RankView, run_rank
+    from vaetool.cli._prune_view import PruneView, run_prune
     from vaetool.cli._training_view import run_training
+    from vaetool.html_report import build_report
+    from vaetool.mi import FitRequest
+    from vaetool.prune import PruneRequest
 
     checkpoint = run_training(out, force, device, data="mnist5k", beta=beta, epochs=epochs)
-    view = RankView(plot=out / "pulse.png", top=10)
+    fit = FitRequest()
     run_rank(
         checkpoint,
-        view,
-        data=None,
-        split="test",
-        samples=10_000,
-        variant="zero_mean",
+        RankView(plot=out / "pulse.png", top=10),
+        data=fit.data,
+        split=fit.split,
+        samples=fit.samples,
+        variant=fit.variant,
         estimator="qstar",
         threshold=0.5,
         mc_samples=1,
@@ -90,4 +94,12 @@ def quickstart(
         qstar=None,
         device=device,
     )
-    _console.err.print(f"next: vaetool mi rank {checkpoint} --estimator both", markup=False)
+    run_prune(checkpoint, PruneRequest(), PruneView(plot=out / "reconstructions.png"), device)
+    with _console.err.status("writing the report (traversal sheet, tables)"):
+        page = build_report(checkpoint, out / "report", force=True, device=device)
+    _console.out.print(
+        f"traversal sheet  {page.parent / 'traversals.png'}\nreport           {page}",
+        markup=False,
+        highlight=False,
+    )
+    _console.err.print(f"next: vaetool traverse {checkpoint} --factor N", markup=False)

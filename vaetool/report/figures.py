@@ -14,14 +14,32 @@ from vaetool.atomic import write_atomic
 INFLUENTIAL_COLOR = "#c0392b"
 OTHER_COLOR = "#95a5a6"
 VARIANCE_COLOR = "#2874a6"
+MAX_DPI = 150  # the PNG resolution of `mi rank --plot`
+MIN_DPI = 60  # the smallest resolution that keeps the labels legible
 
 
 def pulse_plot(ranking: Ranking, path: str | Path, title: str | None = None) -> Path:
-    """Paper 000, Fig. 1: I_h bars up and mean posterior variance bars down, by factor index.
+    """Write :func:`pulse_png` to ``path`` atomically (150 dpi); returns ``path``."""
+    return write_atomic(path, pulse_png(ranking, title))
+
+
+def pulse_png(ranking: Ranking, title: str | None = None, width_px: int | None = None) -> bytes:
+    """Paper 000, Fig. 1 as PNG bytes (RGBA): I_h bars up, mean posterior variance bars down.
 
     Influential factors (I_h above the threshold, dashed line) are drawn in red and labelled
     with their index; the lower panel shows E_n sigma²[n,h] (near 1 for an ignored factor).
+    ``width_px`` asks for about that width (the resolution is kept between 60 and 150 dpi).
     """
+    fig = _pulse_figure(ranking, title)
+    dpi = float(MAX_DPI)
+    if width_px is not None:
+        dpi = min(max(width_px / fig.get_figwidth(), MIN_DPI), MAX_DPI)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def _pulse_figure(ranking: Ranking, title: str | None) -> Figure:
     mi = ranking.mi.double().numpy()
     variance = ranking.indicators.mean_posterior_variance.cpu().double().numpy()
     influential = ranking.influential.numpy()
@@ -42,6 +60,4 @@ def pulse_plot(ranking: Ranking, path: str | Path, title: str | None = None) -> 
     top.set_title(
         title or f"{n_inf} influential of {len(mi)} factors ({ranking.estimator})", fontsize=10
     )
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=150)
-    return write_atomic(path, buffer.getvalue())
+    return fig

@@ -1,0 +1,192 @@
+"""What a traversal shows: which factors (chosen by information), which seed images, which grid.
+
+``TraversalRequest`` is the validated form of `vaetool traverse`'s options; ``select_factors``
+turns it and the ranking's I_h into factor indices, most informative first; ``load_seeds`` takes
+seed images from the test split of the checkpoint's own data (the split `vaetool mi` uses) and
+encodes them; ``run_traversal`` does all three and decodes (MATH.md §6).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vaetool.analysis.indicators import INFLUENTIAL_THRESHOLD_NATS
+from vaetool.analysis.traversal import (
+    DEFAULT_RANGE,
+    DEFAULT_STEPS,
+    FactorTraversal,
+    PairTraversal,
+    check_factors,
+    factor_traversal,
+    pair_traversal,
+    traversal_values,
+)
+from vaetool.checkpoint import CheckpointInfo
+from vaetool.data import load_dataset, split_indices
+from vaetool.errors import ConfigError, DataError
+from vaetool.models import VAE
+
+DEFAULT_SEEDS = 8
+
+
+@dataclass(frozen=True)
+class TraversalRequest:
+    """Validated traversal options; at most one of ``factors``, ``top``, ``min_mi``, ``pair``.
+
+    With none of them, all factors with I_h > 0.5 nats (the influential ones) are shown.
+    """
+
+    factors: tuple[int, ...] = ()  # these factor indices (--factor)
+    top: int | None = None  # the K most informative factors (--top)
+    min_mi: float | None = None  # every factor with I_h > min_mi nats (--min-mi)
+    pair: tuple[int, int] | None = None  # a 2-D grid over two factors (--pair)
+    seeds: int | None = None  # the first N images of the test split (default 8)
+    seed_indices: tuple[int, ...] = ()  # or these positions in the test split
+    value_range: tuple[float, float] = DEFAULT_RANGE  # z_h from LO to HI (offsets if relative)
+    steps: int = DEFAULT_STEPS  # values per traversal
+    relative: bool = False  # sweep mu_h + [LO, HI] around each seed (paper 002, Fig. 3)
+
+    def __post_init__(self) -> None:
+        chosen = [self.factors != (), self.top is not None, self.min_mi is not None]
+        if sum(chosen) > 1:
+            raise ConfigError("--factor, --top and --min-mi choose factors differently: give one")
+        if self.pair is not None and any(chosen):
+            raise ConfigError("--pair names its two factors: drop --factor, --top and --min-mi")
+        if self.pair is not None and self.pair[0] == self.pair[1]:
+            raise ConfigError(
+                f"--pair {self.pair[0]} {self.pair[1]}: expected two different factors"
+            )
+        if self.top is not None and self.top < 1:
+            raise ConfigError(f"--top {self.top}: expected at least 1 factor")
+        if self.seeds is not None and self.seed_indices:
+            raise ConfigError("--seeds and --seed-index both choose seed images: give one of them")
+        if self.seeds is not None and self.seeds < 1:
+            raise ConfigError(f"--seeds {self.seeds}: expected at least 1 seed image")
+        traversal_values(*self.value_range, self.steps)  # checks steps >= 2 and LO < HI
+
+    @property
+    def threshold(self) -> float:
+        """The I_h threshold (nats) that marks factors influential in the pulse plot."""
+        return INFLUENTIAL_THRESHOLD_NATS if self.min_mi is None else self.min_mi
+
+    @property
+    def by_threshold(self) -> bool:
+        """True in the "all factors above a threshold" mode (the default, or --min-mi)."""
+        return self.pair is None and not self.factors and self.top is None
+
+    def values(self) -> Tensor:
+        """The swept values (or offsets when relative): (steps,) float32."""
+        return traversal_values(*self.value_range, self.steps)
+
+    def check_latents(self, latents: int) -> None:
+        """Raise a ConfigError if a factor index or --top does not fit H = ``latents``."""
+        check_factors(self.factors, latents)
+        check_factors(self.pair or (), latents, option="--pair")
+        if self.top is not None and self.top > latents:
+            raise ConfigError(f"--top {self.top}: expected 1 to {latents} (the model's H)")
+
+
+def select_factors(mi: Tensor, request: TraversalRequest) -> list[int]:
+    """Factor indices to traverse, most informative first (ties in index order).
+
+    mi (H,) nats, e.g. ``Ranking.mi``. Explicit ``factors`` are de-duplicated and ordered by
+    I_h too; ``top`` takes the first K; otherwise every factor with I_h > ``request.threshold``.
+    """
+    order = [int(h) for h in torch.sort(mi.cpu(), descending=True, stable=True).indices]
+    if request.factors:
+        wanted = set(request.factors)
+        return [h for h in order if h in wanted]
+    if request.top is not None:
+        return order[: request.top]
+    chosen = [h for h in order if float(mi[h]) > request.threshold]
+    if not chosen:
+        best = order[0]
+        raise ConfigError(
+            f"--min-mi {request.threshold:g}: no factor has I_h above it (the largest is "
+            f"{float(mi[best]):.3g} nats, factor {best}); lower --min-mi or use --top K"
+        )
+    return chosen
+
+
+@dataclass(frozen=True, eq=False)
+class Seeds:
+    """Seed images: ``rows`` (S,) positions in the test split, ``images`` (S, C, H, W) float32
+    in [0, 1] on the CPU, ``mu`` (S, H) their posterior means on the model's device."""
+
+    rows: tuple[int, ...]
+    images: Tensor
+    mu: Tensor
+
+
+def load_seeds(
+    model: VAE, info: CheckpointInfo, count: int | None = None, indices: Sequence[int] = ()
+) -> Seeds:
+    """The first ``count`` (default 8) test images, or the test-split positions ``indices``.
+
+    The test split is the checkpoint's own (DataConfig: spec, subset, split seed, fractions),
+    the same one `vaetool mi rank` encodes.
+    """
+    cfg = info.data
+    data = load_dataset(cfg.spec, subset=cfg.subset, seed=cfg.split_seed)
+    test = split_indices(len(data), cfg.split_seed, cfg.fractions).test
+    positions = _seed_positions(len(test), count, indices, cfg.spec)
+    images = data.images(test[positions])  # (S, C, H, W)
+    if tuple(images.shape[1:]) != tuple(info.model.image_shape):
+        raise DataError(f"{cfg.spec}: images are {tuple(images.shape[1:])}, not the model's")
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        mu, _ = model.encode(images.to(device))
+    return Seeds(tuple(int(p) for p in positions), images, mu)
+
+
+def _seed_positions(
+    n_test: int, count: int | None, indices: Sequence[int], spec: str
+) -> np.ndarray:
+    """Positions (S,) int64 in a test split of ``n_test`` images, checked."""
+    if indices:
+        for index in indices:
+            if not 0 <= index < n_test:
+                raise ConfigError(
+                    f"--seed-index {index}: the test split of {spec} has {n_test} images; "
+                    f"expected indices from 0 to {n_test - 1}"
+                )
+        return np.asarray(indices, dtype=np.int64)
+    wanted = DEFAULT_SEEDS if count is None else count
+    if not 1 <= wanted <= n_test:
+        raise ConfigError(
+            f"--seeds {wanted}: the test split of {spec} has {n_test} images; "
+            f"expected 1 to {n_test}"
+        )
+    return np.arange(wanted, dtype=np.int64)
+
+
+def run_traversal(
+    model: VAE, info: CheckpointInfo, request: TraversalRequest, mi: Tensor | None = None
+) -> FactorTraversal | PairTraversal:
+    """Select factors by ``mi`` (H,) nats, encode the seeds and decode the traversal grid.
+
+    ``mi`` is required unless the request names its factors (``factors`` or ``pair``); it also
+    labels the blocks. Returns a :class:`PairTraversal` for ``pair``, else a
+    :class:`FactorTraversal` with blocks ordered by I_h.
+    """
+    request.check_latents(info.model.latents)
+    factors = _block_factors(request, mi) if request.pair is None else []
+    seeds = load_seeds(model, info, request.seeds, request.seed_indices)
+    options = {"relative": request.relative, "mi": mi, "seed_rows": seeds.rows}
+    if request.pair is not None:
+        return pair_traversal(model, seeds.mu, *request.pair, request.values(), **options)
+    return factor_traversal(model, seeds.mu, factors, request.values(), **options)
+
+
+def _block_factors(request: TraversalRequest, mi: Tensor | None) -> list[int]:
+    """One-factor blocks: by I_h when ``mi`` (H,) is known, else as given (duplicates dropped)."""
+    if mi is not None:
+        return select_factors(mi, request)
+    if not request.factors:
+        raise ConfigError("--top and --min-mi need the factors' I_h: pass the ranking's mi")
+    return list(dict.fromkeys(request.factors))
