@@ -11,12 +11,10 @@
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 
 import numpy as np
 import torch
+from timing import device_name, timed
 
 from vaetool.analysis import QStarAccumulator, mixture_information
 from vaetool.analysis.encode import encode
@@ -25,21 +23,6 @@ from vaetool.data import ArrayData, load_dataset
 from vaetool.data.feed import DeviceFeed
 from vaetool.device import inference_batch_size, resolve_device
 from vaetool.models import build_model
-
-
-def timed(fn: Callable[[], object], device: torch.device, repeats: int = 5) -> float:
-    """Median wall seconds of ``fn`` after one warm-up call, synchronising the device."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def tiled_mnist(n: int) -> ArrayData:
@@ -89,7 +72,7 @@ def main() -> None:
     parser.add_argument("--mixture-n", type=int, default=10_000)
     args = parser.parse_args()
     device = resolve_device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    name = device_name(device)
     print(f"device: {name} ({torch.get_num_threads()} CPU threads); torch {torch.__version__}\n")
     t = encoder_pass(device, args.images)
     print(f"| pass over {args.images:,} images (conv28, H = 128) | s | images/s |")

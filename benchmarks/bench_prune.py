@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import torch
+from timing import device_name, sync
 
 from vaetool.config import DataConfig, TrainConfig
 from vaetool.device import resolve_device
@@ -43,7 +44,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     device = resolve_device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    name = device_name(device)
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = checkpoint_for(args, Path(folder))
         prune_table(checkpoint, PruneRequest(), device=str(device))  # warm-up
@@ -52,8 +53,7 @@ def main() -> None:
         for label, options in CASES.items():
             start = time.perf_counter()
             prune_table(checkpoint, PruneRequest(), device=str(device), **options)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
+            sync(device)
             print(f"| {label} | {time.perf_counter() - start:.2f} |")
 
 

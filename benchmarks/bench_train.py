@@ -10,13 +10,13 @@ images/s of the training step at batch 100 (the paper's) and at a large batch, s
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import subprocess
 import sys
 import time
 
 import torch
+from timing import device_name, sync
 
 from vaetool.config import ModelConfig, TrainConfig
 from vaetool.data import load_dataset, split_indices
@@ -24,17 +24,6 @@ from vaetool.data.feed import DeviceFeed
 from vaetool.device import resolve_device
 from vaetool.models import build_model
 from vaetool.training import fit
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def train_throughput(device: torch.device, batch_size: int, epochs: int) -> tuple[float, float]:

@@ -17,12 +17,9 @@ separately (median of 5 after a warm-up, device synchronised):
 from __future__ import annotations
 
 import argparse
-import platform
-import statistics
-import time
-from collections.abc import Callable
 
 import torch
+from timing import device_name, timed
 
 from vaetool.analysis import fit_qstar
 from vaetool.analysis.ranking import Ranking, rank_factors
@@ -36,27 +33,6 @@ from vaetool.report.traversal_sheets import factor_frames, factor_sheet
 
 SHAPES = {"conv28": (1, 28, 28), "conv64": (3, 64, 64)}
 LATENTS = 128
-
-
-def timed(fn: Callable[[], object], device: torch.device, repeats: int = 5) -> float:
-    """Median wall seconds of ``fn`` after one warm-up call, synchronising the device."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 def fake_ranking(generator: torch.Generator) -> Ranking:
