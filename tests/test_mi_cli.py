@@ -157,3 +157,11 @@ def test_large_beta_leaves_fewer_influential_factors_than_h(tmp_path: Path, cli)
     assert cli(*args, "--out", str(out))[0] == 0
     summary = rank_json(cli, str(out / "model.safetensors"))["summary"]
     assert summary["n_influential"] < 16 and summary["total_rate"] < 16 * 0.5
+
+
+def test_table_output_goes_to_the_file(checkpoint: Path, cli, tmp_path: Path) -> None:
+    target = tmp_path / "ranking.txt"
+    code, out, _ = cli("mi", "rank", str(checkpoint), "--device", "cpu", "-o", str(target))
+    assert code == 0 and out == ""
+    text = target.read_text()
+    assert "factors ranked by I(x; z_h)" in text and "summary" in text

@@ -158,3 +158,9 @@ def test_bad_inputs_give_one_line(checkpoint: Path, cli, tmp_path: Path) -> None
     np.savez(posterior, mu=np.zeros((4, 2), "f4"), logvar=np.zeros((4, 2), "f4"))
     assert "posterior file" in _one_line(cli, "prune", str(posterior))
     assert not (tmp_path / "a").exists()
+
+
+def test_table_output_goes_to_the_file(checkpoint: Path, cli, tmp_path: Path) -> None:
+    target = tmp_path / "prune.txt"
+    code, out, _ = cli("prune", str(checkpoint), "--device", "cpu", "-o", str(target))
+    assert code == 0 and out == "" and "k rule" in target.read_text()

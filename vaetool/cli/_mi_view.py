@@ -10,7 +10,7 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vaetool.cli import _console
-from vaetool.cli._render import check_format, emit_text, rich_table
+from vaetool.cli._render import check_format, emit_renderables, emit_text, rich_table
 
 SUMMARY_LABELS = {
     "total_mi": "total I(x; z) = Σ I_h [nats]",
@@ -129,8 +129,8 @@ def _emit(frame: Any, summary: dict[str, Any], view: RankView) -> None:
                 shown.head(view.top),
                 f"top {view.top} of {len(shown)} factors by I(x; z_h)",
             )
-        _console.out.print(rich_table(shown, title=title))
-        _console.out.print(rich_table(_summary_frame(summary), title="summary"))
+        summary_table = rich_table(_summary_frame(summary), title="summary")
+        emit_renderables([rich_table(shown, title=title), summary_table], view.output)
     else:
         emit_text(format_frame(frame, view.fmt), view.output)
 

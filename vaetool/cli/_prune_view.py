@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
+
 from vaetool.cli import _console
-from vaetool.cli._render import check_format, emit_text, rich_table
+from vaetool.cli._render import check_format, emit_renderables, emit_text, rich_table
 
 TASKS = ("reconstruct", "classify")
 
@@ -79,8 +81,8 @@ def _emit(result: Any, view: PruneView) -> None:
         emit_text(json.dumps(rows_json(frame, result), indent=2) + "\n", view.output)
     elif view.fmt == "table":
         title = _title(result, view)
-        _console.out.print(rich_table(_display(frame), title=title))
-        _console.out.print(_caption(result, view), markup=False, highlight=False)
+        caption = Text(_caption(result, view))
+        emit_renderables([rich_table(_display(frame), title=title), caption], view.output)
     else:
         emit_text(format_frame(frame, view.fmt), view.output)
 

@@ -45,20 +45,27 @@ def rich_table(frame, title: str | None = None):
     return table
 
 
+def emit_renderables(items: list, output: Path | None) -> None:
+    """Print rich tables/text on stdout, or write their plain-text rendering to ``output``."""
+    if output is None:
+        for item in items:
+            _console.out.print(item)
+        return
+    import io
+
+    from rich.console import Console
+
+    console = Console(record=True, width=200, file=io.StringIO())
+    for item in items:
+        console.print(item)
+    emit_text(console.export_text(), output)
+
+
 def emit_frame(frame, fmt: str, output: Path | None, title: str | None = None) -> None:
     """Show one table in ``fmt`` on stdout or in ``output``."""
     check_format(fmt)
     if fmt == "table":
-        if output is not None:
-            import io
-
-            from rich.console import Console
-
-            console = Console(record=True, width=160, file=io.StringIO())
-            console.print(rich_table(frame, title))
-            emit_text(console.export_text(), output)
-            return
-        _console.out.print(rich_table(frame, title))
+        emit_renderables([rich_table(frame, title)], output)
         return
     from vaetool.report.tables import format_frame
 
