@@ -118,11 +118,10 @@ def factor_indicators(
     ``influential_threshold`` is in nats (the papers use 0.5 and 0.7); ``active_threshold``
     bounds Var_n mu (Burda et al.'s active units, 0.01). Both must be >= 0.
     """
-    if influential_threshold < 0 or active_threshold < 0:
-        raise ConfigError(
-            f"thresholds must be >= 0; got influential_threshold={influential_threshold}, "
-            f"active_threshold={active_threshold}"
-        )
+    if influential_threshold < 0:
+        raise ConfigError(f"--threshold {influential_threshold}: expected >= 0 nats")
+    if active_threshold < 0:
+        raise ConfigError(f"active threshold {active_threshold}: expected >= 0")
     mi = factor_information(q.s2, q.mean_logvar)
     rate = kl_prior(q.mean_mu2, q.mean_var, q.mean_logvar)
     return FactorIndicators(
