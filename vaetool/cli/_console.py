@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import sys
+from contextlib import AbstractContextManager, nullcontext
 
 from rich.console import Console
 
 # A pipe or file gets wide tables instead of rich's 80-column default.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, soft_wrap=True)
+
+
+def busy(text: str) -> AbstractContextManager[object]:
+    """A spinner on stderr for work over a second (nothing when stderr is not a terminal)."""
+    return err.status(text) if err.is_terminal else nullcontext()

@@ -42,15 +42,16 @@ def run_prune(checkpoint: Path, request: Any, view: PruneView, device: str) -> N
             raise ConfigError("--save keeps one model: give a single --top (e.g. --top 10%)")
         if view.save.exists() and not view.force:
             raise CheckpointError(f"--save {view.save}: exists; pass --force to overwrite it")
-    result = prune_table(
-        checkpoint,
-        request,
-        compare=view.compare,
-        device=device,
-        classify=view.task == "classify",
-        refit=view.refit,
-        repeats=view.repeats,
-    )
+    with _console.busy("ranking, pruning, decoding"):
+        result = prune_table(
+            checkpoint,
+            request,
+            compare=view.compare,
+            device=device,
+            classify=view.task == "classify",
+            refit=view.refit,
+            repeats=view.repeats,
+        )
     if view.save is not None:
         if result.counts[0] == 0:
             raise ConfigError("--save: --top keeps 0 factors; a model needs at least one")

@@ -84,10 +84,11 @@ def run_traverse(
 
     request.check_latents(read_info(checkpoint).model.latents)
     paths = output_paths(checkpoint, request.pair, output)
-    ranking, _ = rank_file(checkpoint, FitRequest(), threshold=request.threshold, device=device)
-    model, info = load_checkpoint(checkpoint, resolve_device(device))
-    traversal = run_traversal(model, info, request, ranking.mi)
-    files = _render(traversal, ranking if request.by_threshold else None, output)
+    with _console.busy("ranking factors, decoding traversals, drawing"):
+        ranking, _ = rank_file(checkpoint, FitRequest(), threshold=request.threshold, device=device)
+        model, info = load_checkpoint(checkpoint, resolve_device(device))
+        traversal = run_traversal(model, info, request, ranking.mi)
+        files = _render(traversal, ranking if request.by_threshold else None, output)
     _write(dict(zip(paths, files, strict=True)))
 
 

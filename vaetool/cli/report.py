@@ -23,8 +23,7 @@ def report(
     from vaetool.html_report import build_report
 
     folder = out or checkpoint.with_name(f"{checkpoint.stem}-report")
-    with _console.err.status("building the report") as status:
-        page = build_report(
-            checkpoint, folder, force=force, device=device, on_step=lambda text: status.update(text)
-        )
+    with _console.busy("building the report") as status:
+        update = getattr(status, "update", None)  # a spinner on a terminal, else nothing
+        page = build_report(checkpoint, folder, force=force, device=device, on_step=update)
     _console.out.print(str(page), markup=False, highlight=False)

@@ -95,7 +95,7 @@ def quickstart(
         device=device,
     )
     run_prune(checkpoint, PruneRequest(), PruneView(plot=out / "reconstructions.png"), device)
-    with _console.err.status("writing the report (traversal sheet, tables)"):
+    with _console.busy("writing the report (traversal sheet, tables)"):
         page = build_report(checkpoint, out / "report", force=True, device=device)
     _console.out.print(
         f"traversal sheet  {page.parent / 'traversals.png'}\nreport           {page}",
