@@ -16,14 +16,15 @@ from pathlib import Path
 
 import torch
 
+from vaetool.analysis.pruning import PruneResult
 from vaetool.analysis.ranking import Ranking
+from vaetool.analysis.source import Source, open_source, source_data
 from vaetool.analysis.traversal_plan import TraversalRequest, run_traversal
 from vaetool.atomic import write_atomic
-from vaetool.checkpoint import CheckpointInfo, load_checkpoint, read_info
-from vaetool.data import load_dataset
+from vaetool.checkpoint import CheckpointInfo
 from vaetool.device import resolve_device
 from vaetool.errors import ConfigError
-from vaetool.mi import FitRequest, rank_file
+from vaetool.mi import FitRequest, rank_source
 from vaetool.prune import PruneRequest, prune_table, reconstruction_examples
 from vaetool.report.figures import pulse_png
 from vaetool.report.html import ReportPage, Section, render_page
@@ -74,19 +75,38 @@ def build_report(
     device: str = "auto",
     on_step: Step | None = None,
 ) -> Path:
-    """Rank, prune, classify (when labelled), traverse, and write the page; returns its path."""
+    """Rank, prune, classify (when labelled), traverse, and write the page; returns its path.
+
+    The checkpoint is loaded and ranked once; one prune pass gives both tables.
+    """
     step = on_step or (lambda _: None)
     folder = prepare_report_dir(out, force)
-    info = read_info(checkpoint)
+    source = open_source(checkpoint, resolve_device(device))
+    if source.info is None:
+        raise ConfigError(
+            f"{checkpoint}: a report needs a vaetool checkpoint, not a posterior file"
+        )
     step("ranking factors by I(x; z_h)")
-    ranking, summary = rank_file(checkpoint, FitRequest(), device=device)
+    ranking, summary = rank_source(source, FitRequest())
     write_atomic(folder / "pulse.png", pulse_png(ranking))
-    step("pruning: reconstruction table")
-    pruned = prune_table(checkpoint, PruneRequest(), compare=True, device=device)
-    grid = reconstruction_examples(checkpoint, PruneRequest(), pruned, device=device)
-    reconstruction_sheet(
-        grid, [spec.label for spec in pruned.specs], folder / "reconstructions.png"
+    labelled = source_data(source).labels is not None
+    step("pruning: reconstruction" + (" and classification tables" if labelled else " table"))
+    pruned = prune_table(source, compare=True, classify=labelled, ranking=ranking)
+    grid = reconstruction_examples(source, PruneRequest(), pruned)
+    labels = [spec.label for spec in pruned.specs]
+    reconstruction_sheet(grid, labels, folder / "reconstructions.png")
+    step("traversals of the influential factors")
+    write_atomic(folder / "traversals.png", _traversal_sheet(source, ranking))
+    page = ReportPage(
+        f"vaetool report: {Path(checkpoint).name}",
+        _subtitle(source.info),
+        {k: summary[k] for k in SUMMARY_KEYS if k in summary},
+        tuple(_sections(ranking, pruned, labelled)),
     )
+    return write_atomic(folder / INDEX, render_page(page).encode())
+
+
+def _sections(ranking: Ranking, pruned: PruneResult, labelled: bool) -> list[Section]:
     sections = [
         Section(
             "Factors ranked by I(x; z_h)",
@@ -106,22 +126,15 @@ def build_report(
             "Fig. 4",
         ),
     ]
-    if (
-        load_dataset(info.data.spec, subset=info.data.subset, seed=info.data.split_seed).labels
-        is not None
-    ):
-        step("pruning: classification table")
-        classified = prune_table(checkpoint, PruneRequest(), classify=True, device=device)
+    if labelled:
         sections.append(
             Section(
                 "Classification with the top-k factors (paper 000, Table 2)",
                 _CLASSIFY_NOTE,
-                classification_frame(classified),
+                classification_frame(pruned),
                 "classify",
             )
         )
-    step("traversals of the influential factors")
-    write_atomic(folder / "traversals.png", _traversal_sheet(checkpoint, ranking, device))
     sections.append(
         Section(
             "Traversals, most informative factor first",
@@ -130,22 +143,16 @@ def build_report(
             image_alt="traversal sheet",
         )
     )
-    page = ReportPage(
-        f"vaetool report: {Path(checkpoint).name}",
-        _subtitle(info),
-        {k: summary[k] for k in SUMMARY_KEYS if k in summary},
-        tuple(sections),
-    )
-    return write_atomic(folder / INDEX, render_page(page).encode())
+    return sections
 
 
-def _traversal_sheet(checkpoint: str | Path, ranking: Ranking, device: str) -> bytes:
+def _traversal_sheet(source: Source, ranking: Ranking) -> bytes:
     """The sheet of every influential factor (or the top 8 when none is), pulse plot on top."""
-    model, info = load_checkpoint(checkpoint, resolve_device(device))
+    assert source.model is not None and source.info is not None
     influential = int(ranking.influential.sum())
     request = TraversalRequest() if influential else TraversalRequest(top=min(8, len(ranking.mi)))
     with torch.no_grad():
-        traversal = run_traversal(model, info, request, ranking.mi)
+        traversal = run_traversal(source.model, source.info, request, ranking.mi)
     return png_bytes(factor_sheet(traversal, pulse=ranking))
 
 

@@ -34,7 +34,7 @@ from vaetool.analysis.source import Source, open_source, source_posterior
 from vaetool.device import resolve_device
 from vaetool.report.mi_tables import ranking_frame, ranking_summary
 
-__all__ = ["FitRequest", "MixtureOptions", "fit_file", "rank", "rank_file"]
+__all__ = ["FitRequest", "MixtureOptions", "fit_file", "rank", "rank_file", "rank_source"]
 
 
 def rank(
@@ -137,8 +137,33 @@ def rank_file(
 ) -> tuple[Ranking, dict[str, Any]]:
     """Rank a checkpoint's (or posterior file's) factors; reuse a matching q* sidecar."""
     check_estimator(estimator)
-    qstar, record, posterior, source, reused = _reuse_or_fit(
-        path, request, estimator, qstar_file, device, on_progress
+    QSTAR_VARIANTS.get(request.variant)
+    source = open_source(path, resolve_device(device))
+    return rank_source(
+        source,
+        request,
+        estimator=estimator,
+        threshold=threshold,
+        mixture=mixture,
+        qstar_file=qstar_file,
+        on_progress=on_progress,
+    )
+
+
+def rank_source(
+    source: Source,
+    request: FitRequest = FitRequest(),
+    *,
+    estimator: str = "qstar",
+    threshold: float = INFLUENTIAL_THRESHOLD_NATS,
+    mixture: MixtureOptions | None = None,
+    qstar_file: str | Path | None = None,
+    on_progress: Progress | None = None,
+) -> tuple[Ranking, dict[str, Any]]:
+    """:func:`rank_file` for an already opened :class:`Source` (no second load or hash)."""
+    check_estimator(estimator)
+    qstar, record, posterior, reused = _reuse_or_fit(
+        source, request, estimator, qstar_file, on_progress
     )
     ranking = rank_factors(
         qstar, posterior, estimator=estimator, threshold=threshold, mixture=mixture
@@ -153,25 +178,24 @@ def rank_file(
 
 
 def _reuse_or_fit(
-    path: str | Path,
+    source: Source,
     request: FitRequest,
     estimator: str,
     qstar_file: str | Path | None,
-    device: str,
     on_progress: Progress | None,
-) -> tuple[QStar, FitRecord, Posterior | None, Source, bool]:
+) -> tuple[QStar, FitRecord, Posterior | None, bool]:
     """A matching sidecar's q* (reused = True) or a fresh fit in one encoder pass."""
     QSTAR_VARIANTS.get(request.variant)
     needs_posterior = estimator != "qstar"
-    source = open_source(path, resolve_device(device))
     candidate = Path(qstar_file) if qstar_file is not None else sidecar_path(source.path)
     if qstar_file is not None or (not needs_posterior and candidate.is_file()):
-        qstar, record = load_sidecar(candidate, device=resolve_device(device))
+        qstar, record = load_sidecar(candidate, device=source.device)
         if qstar_file is not None:
             check_sidecar_matches(record, source.sha256, source.latents, candidate)
         if not needs_posterior and _matches(record, source, request):
-            return qstar, record, None, source, True
-    return (*_fit_source(source, request, on_progress, keep_posterior=needs_posterior), False)
+            return qstar, record, None, True
+    qstar, record, posterior, _ = _fit_source(source, request, on_progress, needs_posterior)
+    return qstar, record, posterior, False
 
 
 def _matches(record: FitRecord, source: Source, request: FitRequest) -> bool:

@@ -24,12 +24,13 @@ from vaetool.analysis.pruning import (
     reconstruction_errors,
     reconstruction_grid,
 )
+from vaetool.analysis.ranking import Ranking
 from vaetool.analysis.source import Source, open_source, source_data, source_feed
 from vaetool.checkpoint import CheckpointInfo, save_checkpoint
 from vaetool.data import ImageData
 from vaetool.device import resolve_device
 from vaetool.errors import ConfigError, DataError
-from vaetool.mi import FitRequest, rank_file
+from vaetool.mi import FitRequest, rank_source
 from vaetool.models.slicing import slice_latents
 
 # --compare: the paper's claim is that variance cannot find the influential factors; the
@@ -48,7 +49,7 @@ class PruneRequest:
 
 
 def prune_table(
-    path: str | Path,
+    path: str | Path | Source,
     request: PruneRequest = PruneRequest(),
     *,
     compare: bool = False,
@@ -56,14 +57,16 @@ def prune_table(
     refit: bool = False,
     repeats: int = 3,
     device: str = "auto",
+    ranking: Ranking | None = None,
 ) -> PruneResult:
-    """Rank, then for each row keep the top k factors, zero the rest, and measure the damage."""
+    """Rank (unless ``ranking`` is given), then for each row keep the top k factors, zero the
+    rest, and measure the damage. ``path`` may be an opened checkpoint :class:`Source`."""
     source = _checkpoint_source(path, device)
     specs = parse_top(request.top)
     h = source.latents
     counts = [spec.keep_count(h) for spec in specs]
-    fit = FitRequest(request.data, request.split, request.samples)
-    ranking, _ = rank_file(path, fit, device=device)
+    if ranking is None:
+        ranking, _ = rank_source(source, FitRequest(request.data, request.split, request.samples))
     order = factor_order(ranking, request.rank_by, request.seed)
     masks = keep_masks(order, counts, h)
     data = source_data(source, request.data)
@@ -150,8 +153,8 @@ def save_pruned(
     return save_checkpoint(out, smaller, new_info, overwrite=force)
 
 
-def _checkpoint_source(path: str | Path, device: str) -> Source:
-    source = open_source(path, resolve_device(device))
+def _checkpoint_source(path: str | Path | Source, device: str) -> Source:
+    source = path if isinstance(path, Source) else open_source(path, resolve_device(device))
     if not source.is_checkpoint:
         raise ConfigError(
             f"{path}: pruning needs a vaetool checkpoint (a decoder), not a posterior file"
@@ -160,7 +163,7 @@ def _checkpoint_source(path: str | Path, device: str) -> Source:
 
 
 def reconstruction_examples(
-    path: str | Path,
+    path: str | Path | Source,
     request: PruneRequest,
     result: PruneResult,
     *,

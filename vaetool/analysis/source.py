@@ -40,6 +40,14 @@ class Source:
     def is_checkpoint(self) -> bool:
         return self.model is not None
 
+    @property
+    def device(self) -> torch.device:
+        """Where the model's weights (or the posterior file's tensors) live."""
+        if self.model is not None:
+            return next(self.model.parameters()).device
+        assert self.posterior is not None
+        return self.posterior.mu.device
+
 
 def open_source(path: str | Path, device: torch.device) -> Source:
     """Load ``path`` as a posterior file (.npz, or .safetensors with mu/logvar) or a checkpoint."""

@@ -77,17 +77,19 @@ def run_traverse(
     checkpoint: Path, request: TraversalRequest, output: SheetOutput, device: str
 ) -> None:
     """Check outputs, rank (reusing a q* sidecar), traverse, render, write; paths on stdout."""
+    from vaetool.analysis.source import open_source
     from vaetool.analysis.traversal_plan import run_traversal
-    from vaetool.checkpoint import load_checkpoint, read_info
+    from vaetool.checkpoint import read_info
     from vaetool.device import resolve_device
-    from vaetool.mi import FitRequest, rank_file
+    from vaetool.mi import FitRequest, rank_source
 
     request.check_latents(read_info(checkpoint).model.latents)
     paths = output_paths(checkpoint, request.pair, output)
     with _console.busy("ranking factors, decoding traversals, drawing"):
-        ranking, _ = rank_file(checkpoint, FitRequest(), threshold=request.threshold, device=device)
-        model, info = load_checkpoint(checkpoint, resolve_device(device))
-        traversal = run_traversal(model, info, request, ranking.mi)
+        source = open_source(checkpoint, resolve_device(device))  # loaded and hashed once
+        ranking, _ = rank_source(source, FitRequest(), threshold=request.threshold)
+        assert source.model is not None and source.info is not None  # read_info passed
+        traversal = run_traversal(source.model, source.info, request, ranking.mi)
         files = _render(traversal, ranking if request.by_threshold else None, output)
     _write(dict(zip(paths, files, strict=True)))
 

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from vaetool.cli import _console
 from vaetool.cli._options import DeviceOpt, ForceOpt
 
 DataOpt = Annotated[
@@ -70,36 +69,6 @@ def quickstart(
     force: ForceOpt = False,
 ) -> None:
     """Train on the embedded MNIST digits; rank the factors, prune, traverse, write a report."""
-    from vaetool.cli._mi_view import RankView, run_rank
-    from vaetool.cli._prune_view import PruneView, run_prune
-    from vaetool.cli._training_view import run_training
-    from vaetool.html_report import build_report
-    from vaetool.mi import FitRequest
-    from vaetool.prune import PruneRequest
+    from vaetool.cli._quickstart_view import run_quickstart
 
-    checkpoint = run_training(out, force, device, data="mnist5k", beta=beta, epochs=epochs)
-    fit = FitRequest()
-    run_rank(
-        checkpoint,
-        RankView(plot=out / "pulse.png", top=10),
-        data=fit.data,
-        split=fit.split,
-        samples=fit.samples,
-        variant=fit.variant,
-        estimator="qstar",
-        threshold=0.5,
-        mc_samples=1,
-        mc_points=None,
-        seed=0,
-        qstar=None,
-        device=device,
-    )
-    run_prune(checkpoint, PruneRequest(), PruneView(plot=out / "reconstructions.png"), device)
-    with _console.busy("writing the report (traversal sheet, tables)"):
-        page = build_report(checkpoint, out / "report", force=True, device=device)
-    _console.out.print(
-        f"traversal sheet  {page.parent / 'traversals.png'}\nreport           {page}",
-        markup=False,
-        highlight=False,
-    )
-    _console.err.print(f"next: vaetool traverse {checkpoint} --factor N", markup=False)
+    run_quickstart(out, force, device, beta=beta, epochs=epochs)
