@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 
 from vaetool.cli import _console
 from vaetool.cli._render import check_format, emit_renderables, emit_text, rich_table
@@ -53,15 +53,7 @@ class RankView:
 
 
 def _progress() -> Progress:
-    return Progress(
-        TextColumn("encoding"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=_console.err,
-        transient=True,
-        disable=not _console.err.is_terminal,
-    )
+    return _console.progress_bar()
 
 
 def run_fit(source: Path, **options: Any) -> None:
@@ -69,7 +61,7 @@ def run_fit(source: Path, **options: Any) -> None:
 
     device = options.pop("device")
     with _progress() as progress:
-        task = progress.add_task("encode", total=None)
+        task = progress.add_task("encoding", total=None)
         qstar, record, _, src = fit_file(
             source, FitRequest(**options), device=device, on_progress=_updater(progress, task)
         )
@@ -94,7 +86,7 @@ def run_rank(source: Path, view: RankView, **options: Any) -> None:
         options.pop("mc_samples"), options.pop("mc_points"), options.pop("seed")
     )
     with _progress() as progress:
-        task = progress.add_task("encode", total=None)
+        task = progress.add_task("encoding", total=None)
         ranking, summary = rank_file(
             source,
             request,

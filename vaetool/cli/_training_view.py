@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, TextColumn
 
 from vaetool.cli import _console
 
@@ -49,13 +49,4 @@ def _stats_text(means: dict[str, float]) -> str:
 
 
 def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[stats]}"),
-        console=_console.err,
-        transient=True,
-        disable=not _console.err.is_terminal,  # logs and pipes get the epoch lines only
-    )
+    return _console.progress_bar(TextColumn("{task.fields[stats]}"))
