@@ -21,3 +21,7 @@ class CheckpointError(VaetoolError):
 
 class ConfigError(VaetoolError):
     """An option or configuration value is out of range or unknown."""
+
+
+class VaetoolWarning(UserWarning):
+    """Something the user should know that does not stop the work (the CLI prints one line)."""

@@ -23,16 +23,16 @@ from vaetool.analysis.encode import Posterior
 from vaetool.analysis.indicators import INFLUENTIAL_THRESHOLD_NATS
 from vaetool.analysis.qstar import QSTAR_VARIANTS, QStar, QStarAccumulator
 from vaetool.analysis.ranking import MixtureOptions, Ranking, check_estimator, rank_factors
-from vaetool.analysis.sidecar import (
+from vaetool.analysis.source import Source, open_source, source_posterior
+from vaetool.device import resolve_device
+from vaetool.report.mi_tables import ranking_frame, ranking_summary
+from vaetool.sidecar import (
     FitRecord,
     check_sidecar_matches,
     load_sidecar,
     save_sidecar,
     sidecar_path,
 )
-from vaetool.analysis.source import Source, open_source, source_posterior
-from vaetool.device import resolve_device
-from vaetool.report.mi_tables import ranking_frame, ranking_summary
 
 __all__ = ["FitRequest", "MixtureOptions", "fit_file", "rank", "rank_file", "rank_source"]
 

@@ -13,14 +13,14 @@ import numpy as np
 import torch
 
 from vaetool.analysis.encode import Posterior, ProgressCallback, encode
-from vaetool.analysis.posterior_file import is_posterior_file, load_posterior_file
 from vaetool.analysis.qstar import QStarAccumulator
-from vaetool.analysis.sidecar import file_sha256
 from vaetool.checkpoint import CheckpointInfo, load_checkpoint
 from vaetool.data import ImageData, load_dataset, split_indices
 from vaetool.data.feed import DeviceFeed
 from vaetool.errors import DataError
 from vaetool.models import VAE
+from vaetool.posterior_file import is_posterior_file, load_posterior_file
+from vaetool.sidecar import file_sha256
 
 POSTERIOR_DATA = "posterior file"
 

@@ -50,10 +50,15 @@ def _root(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app; our errors become one line on stderr and exit code 1."""
-    from vaetool.errors import VaetoolError
+    import warnings
+
+    from vaetool.errors import VaetoolError, VaetoolWarning
 
     try:
-        app(args=argv, prog_name="vaetool")  # standalone: usage errors print and exit 2
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", VaetoolWarning)
+            warnings.showwarning = _show_warning
+            app(args=argv, prog_name="vaetool")  # standalone: usage errors print and exit 2
     except SystemExit as stop:
         return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
     except VaetoolError as error:
@@ -67,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"error: {error.strerror or error}{where}")
         return 1
     return 0
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings from the core: one line on stderr, no source location."""
+    _say(f"warning: {message}")
 
 
 def _say(line: str) -> None:
