@@ -1,22 +1,30 @@
 """Speed of the `mi rank` pass and of the mixture estimator (issue 4). Not a test.
 
     python benchmarks/bench_mi.py [--device auto] [--images 100000] [--mixture-n 10000]
+        [--mixture-sizes 20000x128,50000x512] [--mixture-points M] [--mixture-only]
 
 1. Encoder pass over ``--images`` MNIST-shaped images (mnist5k tiled, resident on the device as
    uint8), conv28 with H = 128: raw (mu, logvar only), with the streaming q* accumulator (what
    `mi fit` / `mi rank` run), and keeping the posterior for the mixture estimator.
 2. The mixture estimator (MATH.md §3) at N = ``--mixture-n``, H = 128, M' = N, S = 1.
+3. The mixture estimator's marginal cost per evaluation point (S = 1) at each N x H of
+   ``--mixture-sizes`` (M' = ``--mixture-points``, default one chunk, vs twice that): wall
+   seconds and this process's user and system CPU seconds (getrusage), so allocation overhead
+   (system time) shows; plus the fixed setup.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
+import statistics
+import time
 
 import numpy as np
 import torch
-from timing import device_name, timed
+from timing import device_name, sync, timed
 
-from vaetool.analysis import QStarAccumulator, mixture_information
+from vaetool.analysis import QStarAccumulator, auto_chunk_size, mixture_information
 from vaetool.analysis.encode import encode
 from vaetool.config import ModelConfig
 from vaetool.data import ArrayData, load_dataset
@@ -58,11 +66,61 @@ def encoder_pass(device: torch.device, n: int) -> dict[str, float]:
     return {"raw": raw, "qstar": qstar, "keep": keep, "alone": alone}
 
 
-def mixture_time(device: torch.device, n: int, h: int = 128) -> float:
+def random_posterior(device: torch.device, n: int, h: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """mu ~ N(0, 1), logvar ~ U(-3, 1): (N, H) float32 on ``device``."""
     g = torch.Generator().manual_seed(0)
     mu = torch.randn(n, h, generator=g).to(device)
     logvar = (torch.rand(n, h, generator=g) * 4 - 3).to(device)
+    return mu, logvar
+
+
+def mixture_time(device: torch.device, n: int, h: int = 128) -> float:
+    mu, logvar = random_posterior(device, n, h)
     return timed(lambda: mixture_information(mu, logvar, eval_points=n), device, repeats=1)
+
+
+def mixture_cost(mu: torch.Tensor, logvar: torch.Tensor, points: int) -> tuple[float, ...]:
+    """(wall, user CPU, system CPU) seconds of one estimate with M' = ``points``, S = 1."""
+    sync(mu.device)
+    before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    mixture_information(mu, logvar, eval_points=points)
+    sync(mu.device)
+    wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF)
+    return wall, after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+
+
+def mixture_per_point(
+    device: torch.device, n: int, h: int, points: int, repeats: int = 3
+) -> dict[str, float]:
+    """Marginal seconds per evaluation point (S = 1) at N, H, and the fixed setup (wall).
+
+    (cost at 2·``points`` − cost at ``points``) / ``points`` for wall, user and system CPU time
+    (this process, getrusage): medians over ``repeats`` after a warm-up. System time is mostly
+    page faults of freshly allocated memory.
+    """
+    mu, logvar = random_posterior(device, n, h)
+    mixture_cost(mu, logvar, points)  # warm-up
+    one = [mixture_cost(mu, logvar, points) for _ in range(repeats)]
+    two = [mixture_cost(mu, logvar, 2 * points) for _ in range(repeats)]
+    costs = {}
+    for i, key in enumerate(("wall", "user", "system")):
+        low, high = statistics.median(c[i] for c in one), statistics.median(c[i] for c in two)
+        costs[key] = (high - low) / points
+    costs["setup"] = statistics.median(c[0] for c in one) - points * costs["wall"]
+    return costs
+
+
+def print_mixture_per_point(device: torch.device, sizes: str, points: int | None) -> None:
+    print("\n| mixture, S = 1 | M' | s/point wall | user | system | setup s |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for size in sizes.split(","):
+        n, h = (int(v) for v in size.lower().split("x"))
+        m = points or auto_chunk_size(n, h, device)
+        t = mixture_per_point(device, n, h, m)
+        print(
+            f"| N = {n:,}, H = {h} | {m} vs {2 * m} | {t['wall']:.4f} | {t['user']:.4f} "
+            f"| {t['system']:.4f} | {t['setup']:.2f} |"
+        )
 
 
 def main() -> None:
@@ -70,10 +128,16 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--images", type=int, default=100_000)
     parser.add_argument("--mixture-n", type=int, default=10_000)
+    parser.add_argument("--mixture-sizes", default="20000x128,50000x512")
+    parser.add_argument("--mixture-points", type=int, default=None, help="default: a chunk")
+    parser.add_argument("--mixture-only", action="store_true", help="skip parts 1 and 2")
     args = parser.parse_args()
     device = resolve_device(args.device)
     name = device_name(device)
     print(f"device: {name} ({torch.get_num_threads()} CPU threads); torch {torch.__version__}\n")
+    if args.mixture_only:
+        print_mixture_per_point(device, args.mixture_sizes, args.mixture_points)
+        return
     t = encoder_pass(device, args.images)
     print(f"| pass over {args.images:,} images (conv28, H = 128) | s | images/s |")
     print("| --- | ---: | ---: |")
@@ -90,6 +154,7 @@ def main() -> None:
     )
     seconds = mixture_time(device, args.mixture_n)
     print(f"mixture estimator, N = M' = {args.mixture_n:,}, H = 128, S = 1: {seconds:.3f} s")
+    print_mixture_per_point(device, args.mixture_sizes, args.mixture_points)
 
 
 if __name__ == "__main__":

@@ -19,23 +19,22 @@ from timing import device_name, sync
 
 from vaetool.config import DataConfig, TrainConfig
 from vaetool.device import resolve_device
-from vaetool.prune import PruneRequest, prune_table
-from vaetool.run import save_run
-from vaetool.training import train
+from vaetool.workflows import PruneRequest, TrainRequest, prune, train_run
 
 CASES = {
     "reconstruction, default 10 rows (Table 1)": {},
-    "reconstruction + --compare (3 more rankings)": {"compare": True},
-    "classify, 10 rows x 3 probe seeds (Table 2)": {"classify": True},
-    "classify --refit (60 more probes)": {"classify": True, "refit": True},
+    "reconstruction + --compare (5 more orders)": {"compare": True},
+    "classify, 10 rows x 3 probe seeds (Table 2)": {"task": "classify"},
+    "classify --refit (60 more probes)": {"task": "classify", "refit": True},
 }
 
 
 def checkpoint_for(args: argparse.Namespace, folder: Path) -> Path:
     if args.checkpoint:
         return Path(args.checkpoint)
-    result = train(DataConfig("mnist5k"), TrainConfig(epochs=2), device=args.device)
-    return save_run(result, folder / "run", force=True)
+    request = TrainRequest(folder / "run", DataConfig("mnist5k"), TrainConfig(epochs=2),
+                           device=args.device)  # fmt: skip
+    return train_run(request).checkpoint
 
 
 def main() -> None:
@@ -47,12 +46,12 @@ def main() -> None:
     name = device_name(device)
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = checkpoint_for(args, Path(folder))
-        prune_table(checkpoint, PruneRequest(), device=str(device))  # warm-up
+        prune(PruneRequest(checkpoint, device=str(device)))  # warm-up
         print(f"device: {name}; torch {torch.__version__}; {checkpoint.name}\n")
         print("| table | s |\n| --- | ---: |")
         for label, options in CASES.items():
             start = time.perf_counter()
-            prune_table(checkpoint, PruneRequest(), device=str(device), **options)
+            prune(PruneRequest(checkpoint, device=str(device), **options))
             sync(device)
             print(f"| {label} | {time.perf_counter() - start:.2f} |")
 

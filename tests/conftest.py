@@ -33,3 +33,23 @@ def cli(capsys: pytest.CaptureFixture[str]):
         return code, captured.out, captured.err
 
     return invoke
+
+
+def assert_one_line_error(code: int, err: str) -> str:
+    """The project's rule for bad input: exit 1, one line on stderr starting "error: ", no
+    traceback. Returns that line."""
+    assert code == 1, f"exit {code}: {err}"
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    return err
+
+
+@pytest.fixture()
+def fails(cli):
+    """Run the CLI expecting one clear error line: fails(*args) -> the line (stderr)."""
+
+    def invoke(*args: str) -> str:
+        code, _, err = cli(*args)
+        return assert_one_line_error(code, err)
+
+    return invoke

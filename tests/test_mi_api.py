@@ -1,4 +1,4 @@
-"""vaetool.mi.rank on posteriors with known answers (MATH.md, "Checks with known answers")."""
+"""vaetool.rank_posterior on posteriors with known answers (MATH.md, checks with known answers)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-import vaetool.mi
+import vaetool
 from vaetool.analysis import fit_qstar, fit_qstar_streaming
-from vaetool.errors import DataError
-from vaetool.mi import MixtureOptions
+from vaetool.analysis.estimators import MixtureOptions
+from vaetool.errors import ConfigError, DataError
 
 
 def linear_gaussian(n: int, gains: list[float], s: float = 0.5, seed: int = 0):
@@ -26,31 +26,37 @@ def linear_gaussian(n: int, gains: list[float], s: float = 0.5, seed: int = 0):
 def test_rank_orders_factors_and_recovers_known_information() -> None:
     gains = [0.0, 2.0, 0.5, 1.0]  # factor 0 ignores x
     mu, logvar = linear_gaussian(50_000, gains)
-    table = vaetool.mi.rank(mu, logvar)
+    result = vaetool.rank_posterior(mu, logvar)
+    table = result.frame()
     assert table["factor"].tolist() == [1, 3, 2, 0]
     expected = {h: 0.5 * math.log(1 + a * a / 0.25) for h, a in enumerate(gains)}
     # q* error is the sampling error of the second moment: < 4 sd ≈ 4·a²√(2/N)/(2(a²+s²)) < 0.03
     for row in table.itertuples():
         assert row.mi == pytest.approx(expected[row.factor], abs=0.03)
-    summary = table.attrs["summary"]
-    assert summary["total_mi"] == pytest.approx(table["mi"].sum())
+    summary = result.summary()
+    assert summary["sum_mi"] == pytest.approx(table["mi"].sum())
+    assert "upper bound on I(x; z)" in summary["sum_mi_is"]
     assert summary["n_influential"] == 2  # I = 1.44, 0.80 nats > 0.5; 0.35 and 0 are not
     assert table["cumulative_pct"].iloc[-1] == pytest.approx(100.0)
 
 
 def test_rank_mixture_estimator_agrees_with_known_answer() -> None:
     mu, logvar = linear_gaussian(2000, [1.5, 0.0])
-    table = vaetool.mi.rank(mu, logvar, estimator="both", mixture=MixtureOptions(samples=4))
+    result = vaetool.rank_posterior(
+        mu, logvar, estimators=("qstar", "mixture"), mixture=MixtureOptions(samples=4)
+    )
+    table = result.frame()
     top = table.iloc[0]
     # mixture: MC error √(a²/(a²+s²)/(M'S)) ≈ 0.01 at M'S = 8000, plus finite-N bias < 0.01
     assert top["mi_mixture"] == pytest.approx(0.5 * math.log(1 + 1.5**2 / 0.25), abs=0.05)
     assert abs(table.iloc[1]["mi_mixture"]) < 0.01
-    assert table.attrs["summary"]["mixture_tc"] == pytest.approx(0.0, abs=0.03)
+    assert result.summary()["mixture_tc"] == pytest.approx(0.0, abs=0.03)
+    assert 0 < top["mi_mixture_stderr"] < 0.05
 
 
 def test_rank_accepts_numpy_and_bits() -> None:
     mu, logvar = linear_gaussian(1000, [1.0, 0.2])
-    table = vaetool.mi.rank(mu.numpy(), logvar.numpy(), bits=True)
+    table = vaetool.rank_posterior(mu.numpy(), logvar.numpy()).frame(bits=True)
     assert np.allclose(table["mi_bits"], table["mi"] / math.log(2))
 
 
@@ -74,4 +80,27 @@ def test_streaming_fit_equals_one_shot() -> None:
 )
 def test_bad_posteriors_are_rejected(mu: torch.Tensor, logvar: torch.Tensor, needle: str) -> None:
     with pytest.raises(DataError, match=needle):
-        vaetool.mi.rank(mu, logvar)
+        vaetool.rank_posterior(mu, logvar)
+
+
+def test_mixture_ranking_carries_its_own_kl_agg_and_stderr() -> None:
+    """Under --estimator mixture, kl_agg_h = KLprior_h − I_h(mixture) (MATH.md §2 with the
+    ranking estimator's I_h), and Σ_h of it is the dimension-wise KL in the summary."""
+    mu, logvar = linear_gaussian(1500, [1.5, 0.3, 0.0])
+    result = vaetool.rank_posterior(mu, logvar, estimators=("mixture", "qstar"))
+    table, summary = result.frame(), result.summary()
+    assert np.allclose(table["kl_agg"], table["kl_prior"] - table["mi"], atol=1e-12)
+    assert not np.allclose(table["mi"], table["mi_qstar"], atol=1e-3)  # really the mixture's
+    assert summary["kl_dimensionwise"] == pytest.approx(table["kl_agg"].sum())
+    assert summary["kl_aggregate"] == pytest.approx(
+        summary["total_rate"] - summary["mixture_mi_joint"]
+    )
+    assert {"mi_stderr", "mi_near_cap", "mi_qstar"} <= set(table.columns)
+    assert "Σ_h I(x; z_h) estimated consistently" in summary["sum_mi_is"]
+
+
+@pytest.mark.parametrize("names", [("best",), ("qstar", "qstar"), ()])
+def test_bad_estimator_lists_are_refused(names: tuple[str, ...]) -> None:
+    mu, logvar = linear_gaussian(50, [1.0])
+    with pytest.raises(ConfigError, match="--estimator"):
+        vaetool.rank_posterior(mu, logvar, estimators=names)

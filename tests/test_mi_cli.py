@@ -40,14 +40,14 @@ def test_rank_json_matches_a_direct_computation(checkpoint: Path, cli) -> None:
     assert len(factors) == 16 and {"factor", "mi"} <= set(factors[0])
     assert [f["rank"] for f in factors] == list(range(1, 17))
     assert all(a["mi"] >= b["mi"] for a, b in itertools.pairwise(factors))
-    assert summary["total_mi"] == pytest.approx(sum(f["mi"] for f in factors))
+    assert summary["sum_mi"] == pytest.approx(sum(f["mi"] for f in factors))
     assert summary["n"] == 1000 and summary["data"] == "mnist5k" and summary["split"] == "test"
     # the same numbers from the Python API on the test split, encoded in one shot
     model = vaetool.load(checkpoint)
     data = load_dataset("mnist5k")
     with torch.no_grad():
         mu, logvar = model.encode(data.images(split_indices(len(data)).test))
-    direct = vaetool.mi.rank(mu, logvar)
+    direct = vaetool.rank_posterior(mu, logvar).frame()
     assert [f["factor"] for f in factors] == direct["factor"].tolist()
     assert np.allclose([f["mi"] for f in factors], direct["mi"], rtol=1e-6)
 
@@ -59,7 +59,9 @@ def test_fit_writes_sidecar_that_rank_reuses(checkpoint: Path, cli, tmp_path: Pa
     assert code == 0 and (tmp_path / "model.qstar.safetensors").is_file()
     assert rank_json(cli, str(local))["summary"]["qstar_from"] == "sidecar"
     assert rank_json(cli, str(local), "--samples", "500")["summary"]["qstar_from"] == "fit"
-    assert rank_json(cli, str(local), "--estimator", "both")["summary"]["qstar_from"] == "fit"
+    assert (
+        rank_json(cli, str(local), "--estimator", "qstar,mixture")["summary"]["qstar_from"] == "fit"
+    )
 
 
 def test_rank_formats_and_plot(checkpoint: Path, cli, tmp_path: Path) -> None:
@@ -73,9 +75,10 @@ def test_rank_formats_and_plot(checkpoint: Path, cli, tmp_path: Path) -> None:
         assert code == 0 and marker in out
 
 
-def test_estimator_both_reports_mixture(checkpoint: Path, cli) -> None:
-    doc = rank_json(cli, str(checkpoint), "--estimator", "both", "--mc-points", "300")
-    assert {"mi_qstar", "mi_mixture"} <= set(doc["factors"][0])
+def test_second_estimator_is_reported_beside_the_first(checkpoint: Path, cli) -> None:
+    doc = rank_json(cli, str(checkpoint), "--estimator", "qstar,mixture", "--mc-points", "300")
+    assert {"mi", "mi_mixture", "mi_mixture_stderr"} <= set(doc["factors"][0])
+    assert doc["summary"]["estimator"] == "qstar"
     assert doc["summary"]["mixture_log_n_cap"] == pytest.approx(np.log(1000))
     assert doc["summary"]["mixture_mi_joint"] <= np.log(1000) + 1e-9
 
@@ -105,49 +108,37 @@ def test_foreign_posterior_file_is_ranked(tmp_path: Path, cli, suffix: str) -> N
     assert rank_json(cli, str(path))["summary"]["qstar_from"] == "sidecar"
 
 
-def _one_line_error(cli, *args: str) -> str:
-    code, _, err = cli(*args)
-    assert code == 1 and err.startswith("error: ") and err.count("\n") == 1, err
-    return err
-
-
-def test_bad_posterior_files(tmp_path: Path, cli) -> None:
+def test_bad_posterior_files(tmp_path: Path, fails) -> None:
     mu, logvar = _posterior()
     with_nan = mu.copy()
     with_nan[3, 1] = np.nan
     np.savez(tmp_path / "nan.npz", mu=with_nan, logvar=logvar)
-    assert "NaN" in _one_line_error(cli, "mi", "rank", str(tmp_path / "nan.npz"))
+    assert "NaN" in fails("mi", "rank", str(tmp_path / "nan.npz"))
     np.savez(tmp_path / "shape.npz", mu=mu[:, :2], logvar=logvar)
-    assert "shapes differ" in _one_line_error(cli, "mi", "rank", str(tmp_path / "shape.npz"))
+    assert "shapes differ" in fails("mi", "rank", str(tmp_path / "shape.npz"))
     np.savez(tmp_path / "one.npz", mu=mu[:1], logvar=logvar[:1])
-    assert "N = 1" in _one_line_error(cli, "mi", "rank", str(tmp_path / "one.npz"))
+    assert "N = 1" in fails("mi", "rank", str(tmp_path / "one.npz"))
     np.savez(tmp_path / "nolv.npz", mu=mu)
-    assert "'logvar'" in _one_line_error(cli, "mi", "rank", str(tmp_path / "nolv.npz"))
+    assert "'logvar'" in fails("mi", "rank", str(tmp_path / "nolv.npz"))
 
 
-def test_sidecar_of_another_source_is_refused(checkpoint: Path, tmp_path: Path, cli) -> None:
+def test_sidecar_of_another_source_is_refused(checkpoint: Path, tmp_path: Path, cli, fails) -> None:
     mu, logvar = _posterior(h=3)
     np.savez(tmp_path / "a.npz", mu=mu, logvar=logvar)
     np.savez(tmp_path / "b.npz", mu=mu * 2, logvar=logvar)
     assert cli("mi", "fit", str(tmp_path / "a.npz"))[0] == 0
     sidecar = str(tmp_path / "a.qstar.safetensors")
-    err = _one_line_error(cli, "mi", "rank", str(tmp_path / "b.npz"), "--qstar", sidecar)
+    err = fails("mi", "rank", str(tmp_path / "b.npz"), "--qstar", sidecar)
     assert "fitted for another file (a.npz" in err
-    err = _one_line_error(cli, "mi", "rank", str(checkpoint), "--qstar", sidecar)
+    err = fails("mi", "rank", str(checkpoint), "--qstar", sidecar)
     assert "H = 3" in err and "H = 16" in err
 
 
-def test_bad_options(checkpoint: Path, cli) -> None:
-    assert "--estimator 'best'" in _one_line_error(
-        cli, "mi", "rank", str(checkpoint), "--estimator", "best"
-    )
-    assert "q* variant" in _one_line_error(
-        cli, "mi", "rank", str(checkpoint), "--variant", "median"
-    )
-    assert "--data dsprites" in _one_line_error(
-        cli, "mi", "fit", str(checkpoint), "--data", "dsprites"
-    )
-    assert "split" in _one_line_error(cli, "mi", "fit", str(checkpoint), "--split", "holdout")
+def test_bad_options(checkpoint: Path, fails) -> None:
+    assert "--estimator 'best'" in fails("mi", "rank", str(checkpoint), "--estimator", "best")
+    assert "q* variant" in fails("mi", "rank", str(checkpoint), "--variant", "median")
+    assert "--data dsprites" in fails("mi", "fit", str(checkpoint), "--data", "dsprites")
+    assert "split" in fails("mi", "fit", str(checkpoint), "--split", "holdout")
 
 
 def test_large_beta_leaves_fewer_influential_factors_than_h(tmp_path: Path, cli) -> None:
@@ -165,3 +156,67 @@ def test_table_output_goes_to_the_file(checkpoint: Path, cli, tmp_path: Path) ->
     assert code == 0 and out == ""
     text = target.read_text()
     assert "factors ranked by I(x; z_h)" in text and "summary" in text
+
+
+def test_named_sidecar_that_does_not_match_the_request_is_an_error(
+    checkpoint: Path, cli, fails, tmp_path: Path
+) -> None:
+    local = tmp_path / "model.safetensors"
+    local.write_bytes(checkpoint.read_bytes())
+    assert cli("mi", "fit", str(local), "--device", "cpu", "--samples", "500")[0] == 0
+    sidecar = str(tmp_path / "model.qstar.safetensors")
+    err = fails("mi", "rank", str(local), "--device", "cpu", "--qstar", sidecar)
+    assert "samples = 500" in err and "10000" in err
+    err = fails("mi", "rank", str(local), "--qstar", sidecar, "--samples", "500", "--split", "val")
+    assert "split = test" in err
+    doc = rank_json(cli, str(local), "--qstar", sidecar, "--samples", "500")
+    assert doc["summary"]["qstar_from"] == "sidecar"
+
+
+def test_point_options_are_refused_for_a_posterior_file(tmp_path: Path, fails) -> None:
+    mu, logvar = _posterior()
+    np.savez(tmp_path / "p.npz", mu=mu, logvar=logvar)
+    for option, value in (("--data", "mnist5k"), ("--split", "val"), ("--samples", "100")):
+        err = fails("mi", "rank", str(tmp_path / "p.npz"), option, value)
+        assert option in err and "posterior file" in err
+    assert "--samples" in fails("mi", "fit", str(tmp_path / "p.npz"), "--samples", "10")
+
+
+def test_float64_posterior_file_keeps_its_precision(tmp_path: Path, cli) -> None:
+    """mu = 1000 + small spread: s² − mean(mu)² style cancellation needs float64 to be right."""
+    rng = np.random.default_rng(1)
+    mu = 1000.0 + 1e-3 * rng.normal(size=(300, 2))
+    logvar = np.log(1e-6) + 0.1 * rng.normal(size=(300, 2))
+    np.savez(tmp_path / "f64.npz", mu=mu, logvar=logvar)
+    doc = rank_json(cli, str(tmp_path / "f64.npz"), "--variant", "free_mean")
+    s2 = mu.var(axis=0) + np.exp(logvar).mean(axis=0)
+    expected = 0.5 * (np.log(s2) - logvar.mean(axis=0))
+    got = {f["factor"]: f["mi"] for f in doc["factors"]}
+    assert np.allclose([got[0], got[1]], expected, rtol=1e-9)
+
+
+def test_labels_claim_only_what_holds(checkpoint: Path, cli) -> None:
+    code, out, _ = cli("mi", "rank", str(checkpoint), "--device", "cpu")
+    assert code == 0 and "upper bound" in out and "factorised q*, omits TC" in out
+    assert "KL(q(z) ‖ p(z))" not in out.replace("KL(q*(z_h)", "")  # no unqualified claim
+    doc = rank_json(cli, str(checkpoint))
+    assert "kl_aggregate" not in doc["summary"]  # needs the joint estimate (mixture)
+    assert doc["summary"]["kl_qstar_factorised"] == pytest.approx(
+        sum(f["kl_agg"] for f in doc["factors"])
+    )
+
+
+def test_mixture_progress_names_its_stages(checkpoint: Path, tmp_path: Path) -> None:
+    from vaetool.workflows import Points, RankRequest, rank
+
+    seen: list[tuple[str, int, int | None]] = []
+    request = RankRequest(checkpoint, Points(samples=200), estimators=("mixture",), device="cpu")
+    rank(request, lambda stage, done, total: seen.append((stage, done, total)))
+    stages = list(dict.fromkeys(stage for stage, _, _ in seen))
+    assert stages == ["encoding", "mixture estimator"]
+    assert seen[-1][1] == seen[-1][2]  # the last report says the work is done
+    mu, logvar = _posterior()
+    np.savez(tmp_path / "p.npz", mu=mu, logvar=logvar)
+    seen.clear()
+    rank(RankRequest(tmp_path / "p.npz"), lambda *event: seen.append(event))
+    assert {stage for stage, _, _ in seen} == {"reading the posterior file"}

@@ -10,11 +10,10 @@ import pytest
 from PIL import Image
 
 from vaetool.analysis.traversal import sweep_change
-from vaetool.analysis.traversal_plan import TraversalRequest, run_traversal
-from vaetool.checkpoint import load_checkpoint
-from vaetool.mi import rank_file
+from vaetool.analysis.traversal_plan import TraversalPlan
 from vaetool.report.images import BLOCK_GAP_PX, LABEL_PX, SEPARATOR_PX
 from vaetool.report.traversal_sheets import factor_sheet
+from vaetool.workflows import RankRequest, open_source, rank_opened, traverse_opened
 
 CELL = 56  # 28 px MNIST at the default scale 2
 GAP, SEP = BLOCK_GAP_PX, SEPARATOR_PX
@@ -37,9 +36,9 @@ def _block_height(seeds: int, cell: int = CELL) -> int:
 
 
 def test_lowest_information_factor_barely_changes_the_images(checkpoint: Path) -> None:
-    ranking, _ = rank_file(checkpoint, device="cpu")
-    model, info = load_checkpoint(checkpoint)
-    traversal = run_traversal(model, info, TraversalRequest(top=16), ranking.mi)
+    source = open_source(checkpoint, "cpu")
+    ranking = rank_opened(source, RankRequest(checkpoint)).ranking
+    traversal = traverse_opened(source, TraversalPlan(top=16), ranking)
     change = sweep_change(traversal.images)  # (16,), most informative factor first
     assert traversal.factors[0] == int(ranking.order[0])
     assert traversal.factors[-1] == int(ranking.order[-1])
@@ -49,9 +48,9 @@ def test_lowest_information_factor_barely_changes_the_images(checkpoint: Path) -
 def test_default_sheet_shows_influential_factors_by_information_with_pulse_plot(
     checkpoint: Path, tmp_path: Path, cli
 ) -> None:
-    ranking, _ = rank_file(checkpoint, device="cpu")
-    model, info = load_checkpoint(checkpoint)
-    traversal = run_traversal(model, info, TraversalRequest(), ranking.mi)
+    source = open_source(checkpoint, "cpu")
+    ranking = rank_opened(source, RankRequest(checkpoint)).ranking
+    traversal = traverse_opened(source, TraversalPlan(), ranking)
     expected = [int(h) for h in ranking.order if ranking.mi[h] > 0.5]
     assert list(traversal.factors) == expected and expected
     assert list(traversal.mi) == sorted(traversal.mi, reverse=True)
@@ -109,20 +108,14 @@ def test_pair_grid_size(checkpoint: Path, cli) -> None:
 
 
 def test_relative_traversal_is_centred_on_each_seed(trained_run: Path) -> None:
-    model, info = load_checkpoint(trained_run / "model.safetensors")
-    request = TraversalRequest(factors=(2, 5), seed_indices=(4, 0, 9), relative=True, steps=5)
-    traversal = run_traversal(model, info, request)
+    source = open_source(trained_run / "model.safetensors", "cpu")
+    ranking = rank_opened(source, RankRequest(source.path)).ranking
+    plan = TraversalPlan(factors=(2, 5), seed_indices=(4, 0, 9), relative=True, steps=5)
+    traversal = traverse_opened(source, plan, ranking)
     assert traversal.seed_rows == (4, 0, 9) and traversal.images.shape == (2, 3, 5, 1, 28, 28)
     centre = traversal.values.mean(dim=-1)  # (F, S)
     assert (centre - traversal.seed_mu[:, [2, 5]].T).abs().max() < 1e-5
     assert float(traversal.images.min()) >= 0 and float(traversal.images.max()) <= 1
-
-
-def _one_line_error(cli, *args: str) -> str:
-    code, _, err = cli("traverse", *args)
-    assert code == 1 and err.startswith("error: ") and err.count("\n") == 1, err
-    assert "Traceback" not in err
-    return err
 
 
 @pytest.mark.parametrize(
@@ -149,25 +142,25 @@ def _one_line_error(cli, *args: str) -> str:
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(
-    checkpoint: Path, tmp_path: Path, cli, args: list[str], message: str
+    checkpoint: Path, tmp_path: Path, fails, args: list[str], message: str
 ) -> None:
-    err = _one_line_error(cli, str(checkpoint), "--device", "cpu", *args)
+    err = fails("traverse", str(checkpoint), "--device", "cpu", *args)
     assert message in err
     assert os.listdir(tmp_path) == ["model.safetensors"]
 
 
-def test_bad_output_paths(checkpoint: Path, tmp_path: Path, cli) -> None:
+def test_bad_output_paths(checkpoint: Path, tmp_path: Path, fails) -> None:
     run = [str(checkpoint), "--device", "cpu", "--top", "1", "--out"]
-    assert "does not exist" in _one_line_error(cli, *run, str(tmp_path / "no" / "t.png"))
-    assert ".png" in _one_line_error(cli, *run, str(tmp_path / "t.jpg"))
-    assert "is a folder" in _one_line_error(cli, *run, str(tmp_path))
+    assert "does not exist" in fails("traverse", *run, str(tmp_path / "no" / "t.png"))
+    assert ".png" in fails("traverse", *run, str(tmp_path / "t.jpg"))
+    assert "is a folder" in fails("traverse", *run, str(tmp_path))
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    assert "not a folder" in _one_line_error(cli, *run, str(blocker / "t.png"))
+    assert "not a folder" in fails("traverse", *run, str(blocker / "t.png"))
     if os.geteuid() != 0:  # root writes anywhere
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)
-        assert "not writable" in _one_line_error(cli, *run, str(locked / "t.png"))
+        assert "not writable" in fails("traverse", *run, str(locked / "t.png"))
         locked.chmod(0o700)
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [
         "file",
@@ -175,11 +168,11 @@ def test_bad_output_paths(checkpoint: Path, tmp_path: Path, cli) -> None:
     ]
 
 
-def test_existing_output_needs_force_and_writes_atomically(checkpoint: Path, cli) -> None:
+def test_existing_output_needs_force_and_writes_atomically(checkpoint: Path, cli, fails) -> None:
     out = checkpoint.with_name("model.traverse.png")
     out.write_bytes(b"keep")
     run = ["traverse", str(checkpoint), "--device", "cpu", "--top", "1", "--steps", "3"]
-    assert "--force" in _one_line_error(cli, *run[1:], "--gif")
+    assert "--force" in fails(*run, "--gif")
     assert out.read_bytes() == b"keep" and not out.with_suffix(".gif").exists()
     code, _, _ = cli(*run, "--force", "--gif")
     assert code == 0 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

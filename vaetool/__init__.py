@@ -1,9 +1,10 @@
 """vaetool: what has a trained variational autoencoder learned?
 
-``import vaetool`` is light (no torch); the heavy API is imported on first use:
+``import vaetool`` is light (no torch); the API is imported on first use (docs/library.md):
 
-    model = vaetool.load("run/model.safetensors")
-    table = vaetool.rank(mu, logvar)            # factors by I(x; z_h), a DataFrame
+    result = vaetool.rank(vaetool.RankRequest(Path("run/model.safetensors")))
+    result.frame()                              # factors by I(x; z_h), a DataFrame
+    vaetool.rank_posterior(mu, logvar).summary()  # any model's (N, H) posterior
 """
 
 from __future__ import annotations
@@ -12,23 +13,31 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "__version__", "build_report", "encode", "fit_qstar", "load", "load_dataset", "prune_table",
-    "rank", "read_info", "train", "traverse",
-]  # fmt: skip
-
+_WORKFLOWS = "vaetool.workflows"
 _LAZY = {
-    "load": ("vaetool.api", "load"),
+    "load": ("vaetool.checkpoint", "load_model"),
     "read_info": ("vaetool.checkpoint", "read_info"),
     "load_dataset": ("vaetool.data", "load_dataset"),
-    "train": ("vaetool.training", "train"),
     "encode": ("vaetool.analysis.encode", "encode"),
     "fit_qstar": ("vaetool.analysis.qstar", "fit_qstar"),
-    "rank": ("vaetool.mi", "rank"),
-    "prune_table": ("vaetool.prune", "prune_table"),  # vaetool.prune is the module
-    "traverse": ("vaetool.analysis.traversal_plan", "run_traversal"),
-    "build_report": ("vaetool.html_report", "build_report"),
+    "Points": (_WORKFLOWS, "Points"),
+    "TrainRequest": (_WORKFLOWS, "TrainRequest"),
+    "train": (_WORKFLOWS, "train_run"),
+    "FitRequest": (_WORKFLOWS, "FitRequest"),
+    "fit": (_WORKFLOWS, "fit"),
+    "RankRequest": (_WORKFLOWS, "RankRequest"),
+    "rank": (_WORKFLOWS, "rank"),
+    "rank_posterior": (_WORKFLOWS, "rank_posterior"),
+    "PruneRequest": (_WORKFLOWS, "PruneRequest"),
+    "prune": (_WORKFLOWS, "prune"),
+    "TraverseRequest": (_WORKFLOWS, "TraverseRequest"),
+    "traverse": (_WORKFLOWS, "traverse"),
+    "ReportRequest": (_WORKFLOWS, "ReportRequest"),
+    "build_report": (_WORKFLOWS, "build_report"),
+    "QuickstartRequest": (_WORKFLOWS, "QuickstartRequest"),
+    "quickstart": (_WORKFLOWS, "quickstart"),
 }
+__all__ = ["__version__", *sorted(_LAZY)]
 
 
 def __getattr__(name: str) -> Any:

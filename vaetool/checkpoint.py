@@ -87,6 +87,18 @@ def load_checkpoint(
     return model.to(device).eval(), info
 
 
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> VAE:
+    """Rebuild a trained VAE from a vaetool checkpoint, in eval mode (``vaetool.load``).
+
+    ``device`` is ``cpu``, ``cuda``, ``auto`` or a torch.device. The model's ``config`` attribute
+    is its :class:`~vaetool.config.ModelConfig`; :func:`read_info` gives the rest.
+    """
+    from vaetool.device import resolve_device
+
+    target = resolve_device(device) if isinstance(device, str) else device
+    return load_checkpoint(path, device=target)[0]
+
+
 def _read_metadata(path: Path) -> dict[str, str]:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")

@@ -17,6 +17,7 @@ C = TypeVar("C", bound="_DictConfig")
 ARCHITECTURE_NAMES = ("conv28", "conv32", "conv64", "mlp")
 LIKELIHOOD_NAMES = ("bernoulli", "gaussian")
 OBJECTIVE_NAMES = ("beta_vae",)
+KEEP_CHOICES = ("last", "best")
 
 
 class _DictConfig:
@@ -74,8 +75,11 @@ class TrainConfig(_DictConfig):
     batch_size: int = 100
     lr: float | None = None  # Adam rate; None = the paper's rate for the architecture
     seed: int = 0  # seeds weight init, shuffling and the reparameterisation noise
+    keep: str = "last"  # which weights the checkpoint holds: the last epoch's or the best val ELBO
 
     def __post_init__(self) -> None:
+        if self.keep not in KEEP_CHOICES:
+            raise ConfigError(f"--keep {self.keep!r}: expected one of {', '.join(KEEP_CHOICES)}")
         if self.epochs < 1:
             raise ConfigError(f"--epochs {self.epochs}: expected at least 1")
         if self.batch_size < 1:

@@ -26,7 +26,7 @@ class Likelihood(Protocol):
         ...
 
 
-LIKELIHOODS: Registry[type] = Registry("likelihood")
+LIKELIHOODS: Registry[type] = Registry("likelihood", "--likelihood")
 
 
 @LIKELIHOODS.register("bernoulli")

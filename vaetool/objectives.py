@@ -21,11 +21,11 @@ class LossTerms:
     elbo: torch.Tensor  # −(recon + kl): the β = 1 evidence lower bound
 
     def detached(self) -> dict[str, float]:
-        return {k: float(v) for k, v in self.__dict__.items()}
+        return {k: float(v.detach()) for k, v in self.__dict__.items()}
 
 
 Objective = Callable[[VAE, torch.Tensor, float], LossTerms]
-OBJECTIVES: Registry[Objective] = Registry("objective")
+OBJECTIVES: Registry[Objective] = Registry("objective", "--objective")
 
 
 def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

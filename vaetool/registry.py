@@ -11,10 +11,12 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """Maps names to objects (usually factories). ``kind`` names the thing in error messages."""
+    """Maps names to objects (usually factories). ``kind`` names the thing in error messages,
+    ``option`` the command-line option that chooses it (when there is one)."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, option: str | None = None) -> None:
         self.kind = kind
+        self.option = option
         self._items: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -34,7 +36,10 @@ class Registry(Generic[T]):
             return self._items[name]
         except KeyError:
             valid = ", ".join(sorted(self._items))
-            raise ConfigError(f"unknown {self.kind} {name!r}; expected one of: {valid}") from None
+            where = f" ({self.option})" if self.option else ""
+            raise ConfigError(
+                f"unknown {self.kind} {name!r}{where}; expected one of: {valid}"
+            ) from None
 
     def names(self) -> list[str]:
         return sorted(self._items)

@@ -44,9 +44,15 @@ class EpochRecord:
 
 @dataclass(frozen=True)
 class TrainResult:
+    """The fitted model (the weights ``config.keep`` chose), its description, every epoch."""
+
     model: VAE
     info: CheckpointInfo
     history: list[EpochRecord]
+
+    @property
+    def kept_epoch(self) -> int:
+        return int(self.info.summary["kept_epoch"])
 
 
 def train(
@@ -73,11 +79,14 @@ def train(
     model = build_model(model_config).to(target)
     feeds = DeviceFeed(data, split.train, target), DeviceFeed(data, split.val, target)
     history = fit(model, feeds[0], feeds[1], train_config, on_batch, on_epoch)
+    kept = kept_epoch(history, train_config.keep)
     summary = {
         "device": str(target),
         "n_train": len(split.train),
         "n_val": len(split.val),
         "n_test": len(split.test),
+        "kept_epoch": kept,
+        "kept": asdict(history[kept - 1]),
         "final": asdict(history[-1]),
         "seconds": round(sum(r.seconds for r in history), 3),
         "torch_version": torch.__version__,
@@ -98,6 +107,8 @@ def fit(
 
     Seeds: weights come from the caller's global seed; shuffling uses a CPU generator seeded
     with ``config.seed``; validation noise uses its own seed so it never shifts training noise.
+    With ``config.keep == "best"`` the model ends with the weights of the epoch of the best
+    validation ELBO (a copy kept on the device, replaced when it improves).
     """
     objective = OBJECTIVES.get(config.objective)
     optimizer = torch.optim.Adam(
@@ -105,7 +116,8 @@ def fit(
     )
     shuffle = torch.Generator().manual_seed(config.seed)
     n_batches = train_feed.num_batches(config.batch_size)
-    history = []
+    history: list[EpochRecord] = []
+    best: dict[str, torch.Tensor] | None = None
     for epoch in range(1, config.epochs + 1):
         start = time.perf_counter()
         model.train()
@@ -130,9 +142,22 @@ def fit(
                         train_means["elbo"], val_means["recon"], val_means["kl"],
                         val_means["elbo"], seconds, len(train_feed) / seconds)
         )  # fmt: skip
+        if config.keep == "best" and kept_epoch(history, "best") == epoch:
+            best = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if on_epoch is not None:
             on_epoch(history[-1])
+    if best is not None:
+        model.load_state_dict(best)
     return history
+
+
+def kept_epoch(history: list[EpochRecord], keep: str) -> int:
+    """The epoch (1-based) whose weights ``keep`` chooses: the last, or the best val ELBO
+    (the earliest of ties)."""
+    if keep == "last":
+        return len(history)
+    elbos = [record.val_elbo for record in history]
+    return elbos.index(max(elbos)) + 1
 
 
 @torch.no_grad()

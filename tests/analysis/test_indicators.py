@@ -33,7 +33,10 @@ def test_linear_gaussian_recovers_true_information(a: float, s: float) -> None:
     true_mi = 0.5 * math.log1p(a * a / (s * s))
     sd = a * a * math.sqrt(2.0 / n) / (2.0 * (a * a + s * s))
     assert abs(ind.mi.item() - true_mi) < 5.0 * sd
-    assert ind.total_mi == pytest.approx(ind.mi.item())
+    assert ind.sum_mi == pytest.approx(ind.mi.item())
+    # the aggregate variance of q* is a² + s² (the exact q(z) here), not the posterior's s²
+    assert ind.aggregate_variance.item() == pytest.approx(a * a + s * s, rel=0.02)
+    assert ind.mean_posterior_variance.item() == pytest.approx(s * s, rel=1e-12)
 
 
 def test_ignored_factor_has_zero_information_and_rate_exactly() -> None:
@@ -70,7 +73,7 @@ def test_kl_aggregate_equals_kl_qstar(variant: str, shift: float) -> None:
     mu, logvar = random_posterior(300, 6, seed=13, shift=shift)
     ind = factor_indicators(fit_qstar(mu, logvar, variant))
     torch.testing.assert_close(ind.kl_agg, ind.kl_qstar, rtol=0, atol=1e-10)
-    assert ind.kl_agg_total == pytest.approx(float(ind.kl_qstar.sum()), abs=1e-10)
+    assert ind.kl_qstar_sum == pytest.approx(float(ind.kl_agg.sum()), abs=1e-10)
 
 
 @pytest.mark.parametrize("seed", [14, 15])

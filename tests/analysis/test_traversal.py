@@ -10,19 +10,37 @@ from vaetool.analysis.traversal import (
     pair_latents,
     sweep_change,
     traversal_values,
+    traverse_factors,
 )
-from vaetool.analysis.traversal_plan import TraversalRequest, select_factors
+from vaetool.analysis.traversal_plan import TraversalPlan, select_factors
+from vaetool.config import ModelConfig
 from vaetool.errors import ConfigError
+from vaetool.models import build_model
 
 
 def _mu(seeds: int = 3, latents: int = 5) -> torch.Tensor:
     return torch.randn(seeds, latents, generator=torch.Generator().manual_seed(0))
 
 
-def test_values_span_the_range_inclusive() -> None:
-    values = traversal_values(-3, 3, 10)
-    assert values.shape == (10,) and values[0] == -3 and values[-1] == 3
-    assert torch.allclose(values.diff(), torch.full((9,), 6 / 9))
+class _FirstFactorImage(torch.nn.Module):
+    """A decoder whose 1-pixel image is z_0 itself: decoding shows exactly what was swept."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z[:, :1].reshape(-1, 1, 1, 1)
+
+
+def test_decoded_traversal_shows_the_swept_values() -> None:
+    """Known answer: with image = z_0 (Gaussian mean, clamped to [0, 1] for display), sweeping
+    factor 0 over [-0.5, 1.5] shows the clamped values; sweeping factor 1 changes nothing."""
+    config = ModelConfig("mlp", (1, 1, 1), latents=2, likelihood="gaussian")
+    model = build_model(config)
+    model.decoder = _FirstFactorImage()
+    mu = torch.tensor([[0.25, 0.0], [0.75, 3.0]])
+    values = traversal_values(-0.5, 1.5, 5)  # -0.5, 0, 0.5, 1, 1.5
+    images = traverse_factors(model, mu, [0, 1], values)  # (2, 2, 5, 1, 1, 1)
+    assert torch.equal(images[0, :, :, 0, 0, 0], values.clamp(0, 1).expand(2, 5))
+    assert torch.equal(images[1, :, :, 0, 0, 0], mu[:, :1].expand(2, 5))
+    assert sweep_change(images)[1] == 0 and sweep_change(images)[0] > 0.3
 
 
 @pytest.mark.parametrize(
@@ -78,12 +96,12 @@ def test_sweep_change_is_zero_for_a_constant_sweep() -> None:
 
 def test_selection_orders_by_information() -> None:
     mi = torch.tensor([0.1, 2.0, 0.7, 0.7, 0.0], dtype=torch.float64)
-    assert select_factors(mi, TraversalRequest()) == [1, 2, 3]  # I_h > 0.5 by default
-    assert select_factors(mi, TraversalRequest(top=2)) == [1, 2]
-    assert select_factors(mi, TraversalRequest(factors=(0, 3, 1, 3))) == [1, 3, 0]
-    assert select_factors(mi, TraversalRequest(min_mi=0.05)) == [1, 2, 3, 0]
+    assert select_factors(mi, TraversalPlan()) == [1, 2, 3]  # I_h > 0.5 by default
+    assert select_factors(mi, TraversalPlan(top=2)) == [1, 2]
+    assert select_factors(mi, TraversalPlan(factors=(0, 3, 1, 3))) == [1, 3, 0]
+    assert select_factors(mi, TraversalPlan(min_mi=0.05)) == [1, 2, 3, 0]
     with pytest.raises(ConfigError, match=r"largest is 2 nats, factor 1"):
-        select_factors(mi, TraversalRequest(min_mi=3.0))
+        select_factors(mi, TraversalPlan(min_mi=3.0))
 
 
 @pytest.mark.parametrize(
@@ -103,13 +121,13 @@ def test_selection_orders_by_information() -> None:
 )
 def test_request_conflicts_are_refused(options: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        TraversalRequest(**options)
+        TraversalPlan(**options)
 
 
 def test_request_checks_indices_against_h() -> None:
     with pytest.raises(ConfigError, match="from 0 to 4"):
-        TraversalRequest(factors=(5,)).check_latents(5)
+        TraversalPlan(factors=(5,)).check_latents(5)
     with pytest.raises(ConfigError, match="from 0 to 4"):
-        TraversalRequest(pair=(0, -1)).check_latents(5)
+        TraversalPlan(pair=(0, -1)).check_latents(5)
     with pytest.raises(ConfigError, match="--top 6"):
-        TraversalRequest(top=6).check_latents(5)
+        TraversalPlan(top=6).check_latents(5)

@@ -24,7 +24,8 @@ ProgressCallback = Callable[[int, int], None]  # (images done, images total)
 
 @dataclass(frozen=True, eq=False)
 class Posterior:
-    """Posterior statistics of N points: ``mu`` and ``logvar`` (N, H), float32, on one device."""
+    """Posterior statistics of N points: ``mu`` and ``logvar`` (N, H) on one device, floating
+    point (float32 from an encoder; a float64 posterior file stays float64)."""
 
     mu: Tensor
     logvar: Tensor

@@ -61,7 +61,9 @@ class FactorIndicators:
 
     Fields: ``mi`` (I_h, upper bound on I(x; z_h)), ``kl_prior`` (E KL(q(z_h|x) ‖ p)),
     ``kl_agg`` (KLprior_h − I_h, Def. 4), ``kl_qstar`` (KL(q* ‖ p), Def. 5),
-    ``mean_posterior_variance`` (E_n sigma²; near 1 for an ignored factor),
+    ``aggregate_variance`` (s²_h of q*: paper 000 Fig. 1's σ²_{z_h}, the variance of factor h
+    under the aggregate posterior), ``mean_posterior_variance`` (E_n sigma²; near 1 for an
+    ignored factor),
     ``var_posterior_mean`` (Var_n mu; the active-units statistic, unitless),
     ``influential`` (bool, I_h > ``influential_threshold``), ``active`` (bool,
     Var_n mu > ``active_threshold``), plus ``variant`` of q*, ``n`` points and both thresholds.
@@ -71,6 +73,7 @@ class FactorIndicators:
     kl_prior: Tensor
     kl_agg: Tensor
     kl_qstar: Tensor
+    aggregate_variance: Tensor
     mean_posterior_variance: Tensor
     var_posterior_mean: Tensor
     influential: Tensor
@@ -81,8 +84,9 @@ class FactorIndicators:
     active_threshold: float
 
     @property
-    def total_mi(self) -> float:
-        """I = Σ_h I_h, nats (paper 000, Theorem 3 / Algorithm 1 line 8)."""
+    def sum_mi(self) -> float:
+        """Σ_h I_h, nats (paper 000, Theorem 3 / Algorithm 1 line 8): an upper bound on I(x; z),
+        since each I_h bounds I(x; z_h) (Corollary 1) and Σ_h I(x; z_h) − I(x; z) = TC ≥ 0."""
         return float(self.mi.sum())
 
     @property
@@ -91,13 +95,13 @@ class FactorIndicators:
         return float(self.kl_prior.sum())
 
     @property
-    def kl_agg_total(self) -> float:
-        """Σ_h KLagg_h, nats: the factorized estimate of KL(q(z) ‖ p(z)).
+    def kl_qstar_sum(self) -> float:
+        """Σ_h KLqstar_h = KL(q*(z) ‖ p(z)) for the factorised q*, nats (paper 002, Def. 5).
 
-        It sums the per-factor KL(q(z_h) ‖ p(z_h)) estimates, i.e. treats q(z) as the product of
-        its marginals; the true KL(q(z) ‖ p(z)) is larger by the total correlation TC(z).
+        It compares the product of q*'s marginals with the prior, so it omits the total
+        correlation: it is not KL(q(z) ‖ p(z)) of the aggregate posterior itself.
         """
-        return float(self.kl_agg.sum())
+        return float(self.kl_qstar.sum())
 
     @property
     def n_influential(self) -> int:
@@ -129,6 +133,7 @@ def factor_indicators(
         kl_prior=rate,
         kl_agg=kl_aggregate(rate, mi),
         kl_qstar=kl_qstar_prior(q.mean, q.s2),
+        aggregate_variance=q.s2,
         mean_posterior_variance=q.mean_var,
         var_posterior_mean=q.var_mu,
         influential=mi > influential_threshold,

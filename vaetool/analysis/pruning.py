@@ -1,8 +1,8 @@
 """Keeping the top-k factors (paper 000, Tables 1-2, Fig. 4; MATH.md §5).
 
 Factors are ranked (by I_h, or by another statistic for comparison); for a ratio r of the H
-factors, k = 0 if r = 0 else max(1, round(r·H)) with halves rounded up. Pruned factors are set to
-0, the prior mean, before decoding: x_rec = dec(mu_kept, 0).
+factors, k = floor(r·H) for r > 0 (at least 1) and k = 0 for r = 0. Pruned factors are set to 0,
+the prior mean, before decoding: x_rec = dec(mu_kept, 0).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 
 import torch
 from torch import Tensor
@@ -23,9 +24,10 @@ from vaetool.errors import ConfigError
 from vaetool.models import VAE
 from vaetool.registry import Registry
 
-PAPER_RATIOS = "100,20,10,7,5,4,3,2,1,0"  # paper 000, Table 1 (percent of H)
-ROUNDING_RULE = "k = 0 for 0 %, else max(1, round(r·H)) with halves rounded up"
+PAPER_TOP = "100%,20%,10%,7%,5%,4%,3%,2%,1%,0%"  # paper 000, Table 1 (percent of H)
+KEEP_RULE = "k = floor(r·H) for a ratio r > 0, at least 1; k = 0 for 0 %"
 _NUMBER = re.compile(r"^\d+(\.\d+)?$")
+_TOP_HELP = "expected percents (10%), counts (13) or a comma list of them (100%,20%,10% or 1,2,4)"
 
 
 @dataclass(frozen=True)
@@ -33,111 +35,168 @@ class KeepSpec:
     """One row of a prune table: a ratio of H (``percent``) or a count (``count``)."""
 
     label: str  # as shown: "10%" or "13"
-    percent: float | None = None
+    percent: Fraction | None = None
     count: int | None = None
 
     def keep_count(self, num_factors: int) -> int:
-        """k for H = ``num_factors``; MATH.md §5's rule for ratios."""
+        """k for H = ``num_factors`` (MATH.md §5; :data:`KEEP_RULE`), exact in rationals."""
         if self.count is not None:
             if self.count > num_factors:
                 raise ConfigError(
-                    f"--top {self.count}: more factors than the model has (H = {num_factors})"
+                    f"--top {self.count}: more factors than the model has (H = {num_factors}); "
+                    f"for a percent write {self.count}%"
                 )
             return self.count
-        ratio = (self.percent or 0.0) / 100.0
-        return 0 if ratio == 0 else max(1, math.floor(ratio * num_factors + 0.5))
+        ratio = (self.percent or Fraction(0)) / 100
+        return 0 if ratio == 0 else max(1, math.floor(ratio * num_factors))
+
+
+def keep_count(percent: float | str, num_factors: int) -> int:
+    """k for ``percent`` % of H = ``num_factors`` (MATH.md §5): floor(r·H), at least 1, 0 at 0 %."""
+    return KeepSpec(f"{percent}%", percent=Fraction(str(percent))).keep_count(num_factors)
 
 
 def parse_top(text: str) -> list[KeepSpec]:
-    """``10%`` (a percent of H), ``13`` (a count), or a list ``100,20,10,...`` of percents.
-
-    Items of a list are percents with or without ``%``; a single bare number is a count.
-    """
+    """Rows of a prune table: ``10%`` (a percent of H), ``13`` (a count), or a comma list of
+    either (``100%,20%,10%``, ``1,2,4,8``, mixed too), one row per item in the given order."""
     items = [item.strip() for item in text.split(",")]
     if not text.strip() or any(not item for item in items):
-        raise ConfigError(
-            f"--top {text!r}: expected a percent (10%), a count (13) or a list of percents"
-        )
-    if len(items) == 1 and not items[0].endswith("%"):
-        if not items[0].isdigit():
-            raise ConfigError(
-                f"--top {text!r}: expected a percent (10%), a count (13) or a list of percents"
-            )
-        return [KeepSpec(items[0], count=int(items[0]))]
-    return [_percent(item, text) for item in items]
+        raise ConfigError(f"--top {text!r}: {_TOP_HELP}")
+    return [_keep_spec(item, text) for item in items]
 
 
-def _percent(item: str, text: str) -> KeepSpec:
-    number = item[:-1] if item.endswith("%") else item
-    if not _NUMBER.match(number) or not 0 <= float(number) <= 100:
-        raise ConfigError(f"--top {text!r}: {item!r} is not a percent between 0 and 100")
-    value = float(number)
-    return KeepSpec(f"{value:g}%", percent=value)
+def _keep_spec(item: str, text: str) -> KeepSpec:
+    if item.endswith("%"):
+        number = item[:-1].strip()
+        if not _NUMBER.match(number) or not 0 <= Fraction(number) <= 100:
+            raise ConfigError(f"--top {text!r}: {item!r} is not a percent between 0 and 100")
+        value = Fraction(number)
+        return KeepSpec(f"{float(value):g}%", percent=value)
+    if not item.isdigit():
+        raise ConfigError(f"--top {text!r}: {item!r} is neither a percent nor a count; {_TOP_HELP}")
+    return KeepSpec(str(int(item)), count=int(item))
 
 
 @dataclass(frozen=True, eq=False)
-class PruneResult:
-    """A prune table, one entry per row.
+class PruneRows:
+    """The rows of a prune table: which factors each row keeps.
 
-    ``specs``, ``counts`` (k), ``kept`` (factor indices in rank order), ``mi_used`` (Σ_kept I_h,
-    nats), ``sse`` (per-image sum of squared errors) and ``mse_pixel``: (R,) float64.
-    ``compare_sse``: ranking name -> (R,) SSE of the baselines (--compare). ``accuracy``,
-    ``label_entropy`` (nats) and ``num_classes`` for the classification task.
+    ``specs`` and ``counts`` (k) per row; ``kept`` the factor indices in rank order;
+    ``mi_used`` (R,) float64 Σ_kept I_h in nats (ranking estimator); ``order`` (H,) int64 the
+    order factors are kept in (``rank_by``); ``masks`` (R, H) float32, 1 for a kept factor.
     """
 
     specs: list[KeepSpec]
     counts: list[int]
     kept: list[list[int]]
     mi_used: Tensor
+    rank_by: str
+    order: Tensor
+    masks: Tensor
+    ranking: Ranking
+
+
+def prune_rows(
+    ranking: Ranking, specs: list[KeepSpec], rank_by: str = "mi", seed: int = 0
+) -> PruneRows:
+    """Rows keeping, for each spec, the first k factors of the ``rank_by`` order."""
+    h = len(ranking.order)
+    counts = [spec.keep_count(h) for spec in specs]
+    order = factor_order(ranking, rank_by, seed)
+    masks = keep_masks(order, counts, h)
+    kept = [order[:k].tolist() for k in counts]
+    mi_used = masks.double() @ ranking.mi.double()
+    return PruneRows(specs, counts, kept, mi_used, rank_by, order, masks, ranking)
+
+
+@dataclass(frozen=True, eq=False)
+class ReconstructionTable:
+    """Paper 000, Table 1: ``sse`` (R,) float64 per-image sum of squared errors on [0, 1]
+    pixels, ``mse_pixel`` (R,) per pixel, over ``n_test`` images; ``compare_sse`` maps each
+    other order (``--compare``) to its (R,) SSE at the same k."""
+
+    rows: PruneRows
     sse: Tensor
     mse_pixel: Tensor
-    ranking: Ranking
-    rank_by: str
-    order: Tensor  # (H,) int64: the factor order the rows keep from (``rank_by``)
     n_test: int
-    compare_sse: dict[str, Tensor] | None = None
-    accuracy: ProbeAccuracy | None = None
-    label_entropy: float | None = None
-    num_classes: int | None = None
+    compare_sse: dict[str, Tensor]
 
 
-RANKERS: Registry[Callable[[Ranking, int], Tensor]] = Registry("ranking statistic")
+@dataclass(frozen=True, eq=False)
+class ClassificationTable:
+    """Paper 000, Table 2: probe accuracies per row (see :class:`ProbeAccuracy`), the test
+    labels' entropy H(Y) in nats, the class count K, and ``fano`` (R,) float64: Fano's lower
+    bound on the error of any classifier fed z ~ q(z|x) with the row's factors kept."""
+
+    rows: PruneRows
+    accuracy: ProbeAccuracy
+    label_entropy: float
+    num_classes: int
+    n_train: int
+    n_test: int
+    fano: Tensor
 
 
-@RANKERS.register("mi")
+FactorOrder = Callable[[Ranking, int], Tensor]
+FACTOR_ORDERS: Registry[FactorOrder] = Registry("ranking statistic", "--rank-by")
+# Names that were ambiguous and are refused with a pointer to what replaced them.
+RETIRED_ORDERS = {
+    "variance": "use aggregate_variance (s²_h of q*, paper 000 Fig. 1's σ²_{z_h}, largest first) "
+    "or posterior_variance (mean posterior variance E σ²_h, smallest first)",
+    "active": "use var_mu (Var_n mu_h, the active-units statistic)",
+}
+
+
+@FACTOR_ORDERS.register("mi")
 def _by_mi(ranking: Ranking, seed: int) -> Tensor:
-    """I_h descending: the paper's indicator."""
+    """I_h of the ranking estimator, largest first: the paper's indicator."""
     return ranking.order
 
 
-@RANKERS.register("variance")
+@FACTOR_ORDERS.register("aggregate_variance")
+def _by_aggregate_variance(ranking: Ranking, seed: int) -> Tensor:
+    """s²_h of q*, largest first: PCA's rule, which paper 000 (Fig. 1) argues cannot find the
+    influential factors (MATH.md §2: the paper's σ²_{z_h})."""
+    values = ranking.indicators.aggregate_variance.cpu()
+    return torch.sort(values, descending=True, stable=True).indices
+
+
+@FACTOR_ORDERS.register("posterior_variance")
 def _by_posterior_variance(ranking: Ranking, seed: int) -> Tensor:
-    """Mean posterior variance E σ²_h ascending (paper 000 Fig. 1's σ²_{z_h})."""
+    """Mean posterior variance E_n σ²[n,h], smallest first (a used factor is certain)."""
     return torch.sort(ranking.indicators.mean_posterior_variance.cpu(), stable=True).indices
 
 
-@RANKERS.register("kl")
-def _by_kl(ranking: Ranking, seed: int) -> Tensor:
-    """KLprior_h descending: the per-factor β-VAE rate."""
-    return torch.sort(ranking.indicators.kl_prior.cpu(), descending=True, stable=True).indices
-
-
-@RANKERS.register("active")
-def _by_active(ranking: Ranking, seed: int) -> Tensor:
-    """Var_n mu_h descending: the active-units statistic."""
+@FACTOR_ORDERS.register("var_mu")
+def _by_var_mu(ranking: Ranking, seed: int) -> Tensor:
+    """Var_n mu[n,h], largest first: the active-units statistic (Burda et al.)."""
     values = ranking.indicators.var_posterior_mean.cpu()
     return torch.sort(values, descending=True, stable=True).indices
 
 
-@RANKERS.register("random")
+@FACTOR_ORDERS.register("kl")
+def _by_kl(ranking: Ranking, seed: int) -> Tensor:
+    """KLprior_h, largest first: the per-factor β-VAE rate."""
+    return torch.sort(ranking.indicators.kl_prior.cpu(), descending=True, stable=True).indices
+
+
+@FACTOR_ORDERS.register("random")
 def _by_chance(ranking: Ranking, seed: int) -> Tensor:
     """A seeded random permutation: the baseline any indicator must beat."""
     return torch.randperm(len(ranking.order), generator=torch.Generator().manual_seed(seed))
 
 
+def check_order(by: str) -> str:
+    """``by`` if it names a registered order; a ConfigError naming the replacement otherwise."""
+    if by in RETIRED_ORDERS:
+        raise ConfigError(f"--rank-by {by}: ambiguous and no longer accepted; {RETIRED_ORDERS[by]}")
+    FACTOR_ORDERS.get(by)
+    return by
+
+
 def factor_order(ranking: Ranking, by: str = "mi", seed: int = 0) -> Tensor:
-    """Factor indices (H,) int64 in the order ``by`` keeps them (see :data:`RANKERS`)."""
-    return RANKERS.get(by)(ranking, seed)
+    """Factor indices (H,) int64 in the order ``by`` keeps them (see :data:`FACTOR_ORDERS`)."""
+    return FACTOR_ORDERS.get(check_order(by))(ranking, seed)
 
 
 def keep_masks(order: Tensor, counts: list[int], num_factors: int) -> Tensor:

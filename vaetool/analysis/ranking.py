@@ -1,91 +1,116 @@
-"""Ranking latent factors by the information they carry (paper 000, §"influential factors").
+"""Ranking latent factors by the information they carry (paper 000, "influential factors").
 
-The q* indicators (MATH.md §1-§2) are always computed: they are O(N·H) and need only the
-streamed moments. The mixture estimator (§3) is added when asked for and needs the posterior.
+The q* indicators (MATH.md §1-§2) are always computed: they need only the streamed moments. The
+estimators named in the request (:data:`vaetool.analysis.estimators.ESTIMATORS`) each give I_h;
+the first one ranks, the others are shown beside it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor
 
 from vaetool.analysis.encode import Posterior
+from vaetool.analysis.estimators import (
+    ESTIMATORS,
+    FactorEstimate,
+    MixtureOptions,
+    Progress,
+    stable_order,
+)
 from vaetool.analysis.indicators import (
     INFLUENTIAL_THRESHOLD_NATS,
     FactorIndicators,
     factor_indicators,
 )
-from vaetool.analysis.mixture import MixtureEstimate, mixture_information
 from vaetool.analysis.qstar import QStar
 from vaetool.errors import ConfigError
-
-ESTIMATORS = ("qstar", "mixture", "both")  # "both" ranks by q* and shows the mixture beside it
-
-
-@dataclass(frozen=True)
-class MixtureOptions:
-    """Monte Carlo settings of the §3 estimator (S samples at M' points, seeded)."""
-
-    samples: int = 1
-    eval_points: int | None = None
-    seed: int = 0
 
 
 @dataclass(frozen=True, eq=False)
 class Ranking:
     """Factors ordered by information.
 
-    ``mi`` (H,) float64 nats is the ranking estimator's I_h (q* for ``qstar`` and ``both``);
-    ``order`` (H,) int64 lists factor indices from most to least informative (ties keep index
-    order); ``influential`` (H,) bool is ``mi > threshold``.
+    ``estimates``: one :class:`FactorEstimate` per requested estimator, the ranking one first.
+    ``order`` (H,) int64: factor indices, most informative first (ties in index order);
+    ``influential`` (H,) bool: I_h > ``threshold`` nats for the ranking estimator.
     """
 
     indicators: FactorIndicators
-    mixture: MixtureEstimate | None
-    estimator: str
-    mi: Tensor
+    estimates: tuple[FactorEstimate, ...]
     order: Tensor
     influential: Tensor
     threshold: float
 
     @property
-    def total_mi(self) -> float:
-        """Σ_h I_h of the ranking estimator, nats."""
+    def primary(self) -> FactorEstimate:
+        return self.estimates[0]
+
+    @property
+    def estimator(self) -> str:
+        return self.primary.name
+
+    @property
+    def mi(self) -> Tensor:
+        """(H,) float64 nats, the ranking estimator's I_h."""
+        return self.primary.mi
+
+    @property
+    def sum_mi(self) -> float:
+        """Σ_h I_h of the ranking estimator, nats: at least I(x; z), since TC(z) ≥ 0."""
         return float(self.mi.sum())
 
+    @property
+    def kl_agg(self) -> Tensor:
+        """KLagg_h = KLprior_h − I_h with the ranking estimator's I_h, nats (H,) float64.
 
-def check_estimator(estimator: str) -> None:
-    if estimator not in ESTIMATORS:
-        raise ConfigError(f"--estimator {estimator!r}: expected one of {', '.join(ESTIMATORS)}")
+        MATH.md §2, paper 002 Def. 4: E KL(q(z_h|x) ‖ p) = I(x; z_h) + KL(q(z_h) ‖ p(z_h)), so
+        this estimates KL(q(z_h) ‖ p(z_h)) with whichever I_h ranks (= KLqstar_h for q*).
+        """
+        return self.indicators.kl_prior.cpu() - self.mi
+
+    def estimate(self, name: str) -> FactorEstimate | None:
+        return next((e for e in self.estimates if e.name == name), None)
+
+
+def check_estimators(names: Sequence[str]) -> tuple[str, ...]:
+    """Validated, de-duplicated estimator names (the first ranks); ConfigError otherwise."""
+    if not names:
+        raise ConfigError(f"--estimator: expected one of {', '.join(ESTIMATORS.names())}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"--estimator {','.join(names)}: an estimator is named twice")
+    for name in names:
+        if name not in ESTIMATORS:
+            raise ConfigError(
+                f"--estimator {name!r}: expected one of {', '.join(ESTIMATORS.names())} "
+                "(a comma list ranks by the first and shows the others beside it)"
+            )
+    return tuple(names)
 
 
 def rank_factors(
     qstar: QStar,
     posterior: Posterior | None = None,
     *,
-    estimator: str = "qstar",
+    estimators: Sequence[str] = ("qstar",),
     threshold: float = INFLUENTIAL_THRESHOLD_NATS,
     mixture: MixtureOptions | None = None,
+    on_progress: Progress | None = None,
 ) -> Ranking:
-    """Rank factors by I_h from ``estimator``; ``posterior`` is required for the mixture."""
-    check_estimator(estimator)
+    """Rank factors by I_h from ``estimators[0]``; the others are computed beside it.
+
+    ``posterior`` (mu, logvar) is required by estimators that need it (the mixture).
+    """
+    names = check_estimators(estimators)
     indicators = factor_indicators(qstar, influential_threshold=threshold)
-    estimate = None
-    if estimator != "qstar":
-        if posterior is None:
-            raise ConfigError(
-                f"--estimator {estimator} needs the posterior (mu, logvar), not a q* fit"
-            )
-        opts = mixture or MixtureOptions()
-        estimate = mixture_information(
-            posterior.mu,
-            posterior.logvar,
-            samples=opts.samples,
-            eval_points=opts.eval_points,
-            seed=opts.seed,
-        )
-    mi = (estimate.mi if estimator == "mixture" and estimate else indicators.mi).cpu()
-    order = torch.sort(mi, descending=True, stable=True).indices
-    return Ranking(indicators, estimate, estimator, mi, order, mi > threshold, float(threshold))
+    options = mixture or MixtureOptions()
+    estimates = []
+    for name in names:
+        estimator = ESTIMATORS.get(name)
+        if estimator.needs_posterior and posterior is None:
+            raise ConfigError(f"--estimator {name} needs the posterior (mu, logvar), not a q* fit")
+        estimates.append(estimator(indicators, posterior, options, on_progress))
+    mi = estimates[0].mi
+    return Ranking(indicators, tuple(estimates), stable_order(mi), mi > threshold, threshold)

@@ -1,9 +1,9 @@
-"""What a traversal shows: which factors (chosen by information), which seed images, which grid.
+"""What a traversal shows: which factors (chosen by information), how many seeds, which grid.
 
-``TraversalRequest`` is the validated form of `vaetool traverse`'s options; ``select_factors``
-turns it and the ranking's I_h into factor indices, most informative first; ``load_seeds`` takes
-seed images from the test split of the checkpoint's own data (the split `vaetool mi` uses) and
-encodes them; ``run_traversal`` does all three and decodes (MATH.md §6).
+``TraversalPlan`` is the validated form of `vaetool traverse`'s options; ``select_factors`` turns
+it and the ranking's I_h into factor indices, most informative first; ``traverse_plan`` decodes
+the plan around given seed posterior means (MATH.md §6). Choosing and encoding the seed images is
+the workflow's job (vaetool.workflows.traverse).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -26,16 +25,14 @@ from vaetool.analysis.traversal import (
     pair_traversal,
     traversal_values,
 )
-from vaetool.checkpoint import CheckpointInfo
-from vaetool.data import load_dataset, split_indices
-from vaetool.errors import ConfigError, DataError
+from vaetool.errors import ConfigError
 from vaetool.models import VAE
 
 DEFAULT_SEEDS = 8
 
 
 @dataclass(frozen=True)
-class TraversalRequest:
+class TraversalPlan:
     """Validated traversal options; at most one of ``factors``, ``top``, ``min_mi``, ``pair``.
 
     With none of them, all factors with I_h > 0.5 nats (the influential ones) are shown.
@@ -91,7 +88,7 @@ class TraversalRequest:
             raise ConfigError(f"--top {self.top}: expected 1 to {latents} (the model's H)")
 
 
-def select_factors(mi: Tensor, request: TraversalRequest) -> list[int]:
+def select_factors(mi: Tensor, request: TraversalPlan) -> list[int]:
     """Factor indices to traverse, most informative first (ties in index order).
 
     mi (H,) nats, e.g. ``Ranking.mi``. Explicit ``factors`` are de-duplicated and ordered by
@@ -113,77 +110,27 @@ def select_factors(mi: Tensor, request: TraversalRequest) -> list[int]:
     return chosen
 
 
-@dataclass(frozen=True, eq=False)
-class Seeds:
-    """Seed images: ``rows`` (S,) positions in the test split, ``images`` (S, C, H, W) float32
-    in [0, 1] on the CPU, ``mu`` (S, H) their posterior means on the model's device."""
-
-    rows: tuple[int, ...]
-    images: Tensor
-    mu: Tensor
-
-
-def load_seeds(
-    model: VAE, info: CheckpointInfo, count: int | None = None, indices: Sequence[int] = ()
-) -> Seeds:
-    """The first ``count`` (default 8) test images, or the test-split positions ``indices``.
-
-    The test split is the checkpoint's own (DataConfig: spec, subset, split seed, fractions),
-    the same one `vaetool mi rank` encodes.
-    """
-    cfg = info.data
-    data = load_dataset(cfg.spec, subset=cfg.subset, seed=cfg.split_seed)
-    test = split_indices(len(data), cfg.split_seed, cfg.fractions).test
-    positions = _seed_positions(len(test), count, indices, cfg.spec)
-    images = data.images(test[positions])  # (S, C, H, W)
-    if tuple(images.shape[1:]) != tuple(info.model.image_shape):
-        raise DataError(f"{cfg.spec}: images are {tuple(images.shape[1:])}, not the model's")
-    device = next(model.parameters()).device
-    with torch.no_grad():
-        mu, _ = model.encode(images.to(device))
-    return Seeds(tuple(int(p) for p in positions), images, mu)
-
-
-def _seed_positions(
-    n_test: int, count: int | None, indices: Sequence[int], spec: str
-) -> np.ndarray:
-    """Positions (S,) int64 in a test split of ``n_test`` images, checked."""
-    if indices:
-        for index in indices:
-            if not 0 <= index < n_test:
-                raise ConfigError(
-                    f"--seed-index {index}: the test split of {spec} has {n_test} images; "
-                    f"expected indices from 0 to {n_test - 1}"
-                )
-        return np.asarray(indices, dtype=np.int64)
-    wanted = DEFAULT_SEEDS if count is None else count
-    if not 1 <= wanted <= n_test:
-        raise ConfigError(
-            f"--seeds {wanted}: the test split of {spec} has {n_test} images; "
-            f"expected 1 to {n_test}"
-        )
-    return np.arange(wanted, dtype=np.int64)
-
-
-def run_traversal(
-    model: VAE, info: CheckpointInfo, request: TraversalRequest, mi: Tensor | None = None
+def traverse_plan(
+    model: VAE,
+    plan: TraversalPlan,
+    seed_mu: Tensor,
+    mi: Tensor | None = None,
+    seed_rows: Sequence[int] | None = None,
 ) -> FactorTraversal | PairTraversal:
-    """Select factors by ``mi`` (H,) nats, encode the seeds and decode the traversal grid.
+    """Select factors by ``mi`` (H,) nats and decode the grid around ``seed_mu`` (S, H).
 
-    ``mi`` is required unless the request names its factors (``factors`` or ``pair``); it also
+    ``mi`` is required unless the plan names its factors (``factors`` or ``pair``); it also
     labels the blocks. Returns a :class:`PairTraversal` for ``pair``, else a
     :class:`FactorTraversal` with blocks ordered by I_h.
     """
-    request.check_latents(info.model.latents)
-    factors = _block_factors(request, mi) if request.pair is None else []
-    seeds = load_seeds(model, info, request.seeds, request.seed_indices)
-    options = {"relative": request.relative, "mi": mi, "seed_rows": seeds.rows}
-    if request.pair is not None:
-        return pair_traversal(model, seeds.mu, *request.pair, request.values(), **options)
-    return factor_traversal(model, seeds.mu, factors, request.values(), **options)
+    plan.check_latents(seed_mu.shape[1])
+    options = {"relative": plan.relative, "mi": mi, "seed_rows": seed_rows}
+    if plan.pair is not None:
+        return pair_traversal(model, seed_mu, *plan.pair, plan.values(), **options)
+    return factor_traversal(model, seed_mu, _block_factors(plan, mi), plan.values(), **options)
 
 
-def _block_factors(request: TraversalRequest, mi: Tensor | None) -> list[int]:
+def _block_factors(request: TraversalPlan, mi: Tensor | None) -> list[int]:
     """One-factor blocks: by I_h when ``mi`` (H,) is known, else as given (duplicates dropped)."""
     if mi is not None:
         return select_factors(mi, request)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from rich.console import Console
 from rich.progress import (
@@ -11,8 +12,10 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     ProgressColumn,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
 )
 
 # A pipe or file gets wide tables instead of rich's 80-column default.
@@ -38,3 +41,35 @@ def progress_bar(*extra: ProgressColumn) -> Progress:
         transient=True,
         disable=not err.is_terminal,
     )
+
+
+@contextmanager
+def stages() -> Iterator[Callable[[str, int, int | None], None]]:
+    """A workflow progress callback ``(stage, done, total)``: one bar per named stage (with the
+    estimated time left), so the display always says what is running."""
+    with progress_bar(TimeRemainingColumn()) as bar:
+        yield stage_callback(bar)
+
+
+def stage_callback(bar: Progress) -> Callable[[str, int, int | None], None]:
+    """``(stage, done, total)`` drawn on ``bar``: a new stage hides the previous ones."""
+    tasks: dict[str, TaskID] = {}
+
+    def report(stage: str, done: int, total: int | None) -> None:
+        if stage not in tasks:
+            for task in tasks.values():
+                bar.update(task, visible=False)
+            tasks[stage] = bar.add_task(stage, total=total, stats="")
+        bar.update(tasks[stage], completed=done, total=total)
+
+    return report
+
+
+def note(text: str) -> None:
+    """One plain line on stderr (paths written, hints)."""
+    err.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def result_line(text: str) -> None:
+    """One plain line on stdout (paths of results)."""
+    out.print(text, markup=False, highlight=False, soft_wrap=True)

@@ -30,7 +30,6 @@ def emit_text(text: str, output: Path | None) -> None:
 
 def rich_table(frame, title: str | None = None):
     """A rich Table with one column per DataFrame column, numbers right-aligned."""
-    import pandas as pd
     from rich.markup import escape
     from rich.table import Table
 
@@ -38,7 +37,7 @@ def rich_table(frame, title: str | None = None):
 
     table = Table(title=title, title_justify="left", header_style="bold")
     for column in frame.columns:
-        numeric = pd.api.types.is_numeric_dtype(frame[column])
+        numeric = frame[column].dtype.kind in "iuf"  # ints and floats, not bools or text
         table.add_column(escape(str(column)), justify="right" if numeric else "left")
     for row in frame.itertuples(index=False):
         table.add_row(*(escape(cell_text(v, 4)) for v in row))

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from vaetool.cli import _console
 from vaetool.cli._options import DeviceOpt, FormatOpt, OutputOpt
+from vaetool.cli._render import check_format, emit_renderables, emit_text, rich_table
+
+if TYPE_CHECKING:
+    from vaetool.workflows.mi import RankResult
 
 mi_app = typer.Typer(
     help="Mutual information I(x; z_h) of each latent factor (q*(z) and mixture estimators).",
@@ -22,10 +28,13 @@ SourceArg = Annotated[
     ),
 ]
 DataOpt = Annotated[
-    str | None, typer.Option("--data", help="Dataset spec (default: the checkpoint's own).")
+    str | None,
+    typer.Option("--data", help="Dataset spec.", show_default="the checkpoint's own"),
 ]
-SplitOpt = Annotated[str, typer.Option(help="train, val or test.")]
-SamplesOpt = Annotated[int, typer.Option(help="Points of the split used (paper: 10000).")]
+SplitOpt = Annotated[str | None, typer.Option(help="train, val or test.", show_default="test")]
+SamplesOpt = Annotated[
+    int | None, typer.Option(help="Points of the split used.", show_default="10000 (paper)")
+]
 VariantOpt = Annotated[str, typer.Option(help="q* variant: zero_mean (paper) or free_mean.")]
 
 
@@ -33,54 +42,102 @@ VariantOpt = Annotated[str, typer.Option(help="q* variant: zero_mean (paper) or 
 def fit(
     source: SourceArg,
     data: DataOpt = None,
-    split: SplitOpt = "test",
-    samples: SamplesOpt = 10_000,
+    split: SplitOpt = None,
+    samples: SamplesOpt = None,
     variant: VariantOpt = "zero_mean",
     device: DeviceOpt = "auto",
 ) -> None:
-    """Fit q*(z) in one encoder pass and store it beside the checkpoint (.qstar.safetensors)."""
-    from vaetool.cli._mi_view import run_fit
+    """Fit q*(z) in one encoder pass and store it beside the input (.qstar.safetensors)."""
+    from vaetool.workflows import FitRequest, Points, fit
 
-    run_fit(source, data=data, split=split, samples=samples, variant=variant, device=device)
+    request = FitRequest(source, Points(data, split, samples), variant, device)
+    with _console.stages() as progress:
+        result = fit(request, progress)
+    record = result.record
+    _console.result_line(
+        f"q* ({record.variant}) fitted on {record.n} points of {record.data} "
+        f"[{record.split}] -> {result.sidecar}"
+    )
 
 
 @mi_app.command("rank")
 def rank(
     source: SourceArg,
     data: DataOpt = None,
-    split: SplitOpt = "test",
-    samples: SamplesOpt = 10_000,
+    split: SplitOpt = None,
+    samples: SamplesOpt = None,
     variant: VariantOpt = "zero_mean",
-    estimator: Annotated[str, typer.Option(help="qstar (paper), mixture, or both.")] = "qstar",
+    estimator: Annotated[
+        str, typer.Option(help="qstar (paper), mixture, or a list: the first ranks.")
+    ] = "qstar",
     threshold: Annotated[float, typer.Option(help="Influential if I_h > this (nats).")] = 0.5,
     mc_samples: Annotated[int, typer.Option(help="Mixture: samples per point.")] = 1,
     mc_points: Annotated[
-        int | None, typer.Option(help="Mixture: evaluation points (default: min(N, 10000)).")
+        int | None,
+        typer.Option(
+            help="Mixture: evaluation points.", show_default="min(N, 10000), within ~2 min"
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Mixture: Monte Carlo seed.")] = 0,
     qstar: Annotated[Path | None, typer.Option(help="Use this q* sidecar (must match).")] = None,
     bits: Annotated[bool, typer.Option("--bits", help="Also show I_h in bits.")] = False,
     plot: Annotated[Path | None, typer.Option(help="Write the pulse plot (PNG) here.")] = None,
+    pulse_variance: Annotated[
+        str, typer.Option(help="Pulse plot's lower panel: aggregate (s²_h) or posterior (E σ²).")
+    ] = "aggregate",
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
     device: DeviceOpt = "auto",
 ) -> None:
     """Rank latent factors by the information they carry about the data."""
-    from vaetool.cli._mi_view import RankView, run_rank
+    from vaetool.analysis.estimators import MixtureOptions
+    from vaetool.workflows import Points, RankRequest, rank
 
-    view = RankView(fmt=fmt, output=output, bits=bits, plot=plot)
-    run_rank(
+    check_format(fmt)
+    request = RankRequest(
         source,
-        view,
-        data=data,
-        split=split,
-        samples=samples,
-        variant=variant,
-        estimator=estimator,
-        threshold=threshold,
-        mc_samples=mc_samples,
-        mc_points=mc_points,
-        seed=seed,
-        qstar=qstar,
-        device=device,
+        Points(data, split, samples),
+        variant,
+        tuple(name.strip() for name in estimator.split(",")),
+        threshold,
+        MixtureOptions(mc_samples, mc_points, seed),
+        qstar,
+        device,
     )
+    with _console.stages() as progress:
+        result = rank(request, progress)
+    if plot is not None:
+        from vaetool.report.figures import pulse_plot
+
+        pulse_plot(result.ranking, plot, variance=pulse_variance)
+        _console.note(f"wrote {plot}")
+    emit_ranking(result, fmt, output, bits=bits)
+
+
+def emit_ranking(
+    result: RankResult, fmt: str, output: Path | None, *, bits: bool = False, top: int | None = None
+) -> None:
+    """The ranking in ``fmt`` (table: ``top`` rows and the summary), warnings on stderr."""
+    from vaetool.report.mi_tables import TABLE_HEADERS, summary_frame, summary_warnings
+    from vaetool.report.tables import format_frame, frame_records, json_value
+
+    frame, summary = result.frame(bits=bits), result.summary()
+    for line in summary_warnings(summary):
+        _console.note(f"warning: {line}")
+    if fmt == "json":
+        doc = {
+            "summary": {k: json_value(v) for k, v in summary.items()},
+            "factors": frame_records(frame),
+        }
+        emit_text(json.dumps(doc, indent=2) + "\n", output)
+    elif fmt == "table":
+        shown = (frame.drop(columns=["mi"]) if bits else frame).rename(columns=TABLE_HEADERS)
+        title = f"factors ranked by I(x; z_h) ({result.ranking.estimator})"
+        if top is not None and top < len(shown):
+            shown, title = shown.head(top), f"top {top} of {len(shown)} factors by I(x; z_h)"
+        emit_renderables(
+            [rich_table(shown, title=title), rich_table(summary_frame(summary), "summary")],
+            output,
+        )
+    else:
+        emit_text(format_frame(frame, fmt), output)

@@ -13,17 +13,15 @@ from vaetool.cli._options import CheckpointArg, DeviceOpt, ForceOpt
 
 def report(
     checkpoint: CheckpointArg,
-    out: Annotated[Path | None, typer.Option(help="Folder (default: <stem>-report beside it).")] = (
-        None
-    ),
+    out: Annotated[
+        Path | None, typer.Option(help="Folder.", show_default="<stem>-report beside CKPT")
+    ] = None,
     device: DeviceOpt = "auto",
     force: ForceOpt = False,
 ) -> None:
     """Write DIR/index.html: summary, ranking, pulse plot, prune tables, traversals."""
-    from vaetool.html_report import build_report
+    from vaetool.workflows import ReportRequest, build_report
 
-    folder = out or checkpoint.with_name(f"{checkpoint.stem}-report")
-    with _console.busy("building the report") as status:
-        update = getattr(status, "update", None)  # a spinner on a terminal, else nothing
-        page = build_report(checkpoint, folder, force=force, device=device, on_step=update)
-    _console.out.print(str(page), markup=False, highlight=False)
+    with _console.stages() as progress:
+        page = build_report(ReportRequest(checkpoint, out, force, device), progress)
+    _console.result_line(str(page))

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from vaetool.cli import _console
 from vaetool.cli._options import CheckpointArg, DeviceOpt, ForceOpt
 
 
@@ -60,10 +61,10 @@ def traverse(
     device: DeviceOpt = "auto",
 ) -> None:
     """Traversal montages of latent factors, ordered by information (MATH.md §6)."""
-    from vaetool.analysis.traversal_plan import TraversalRequest
-    from vaetool.cli._traverse_view import SheetOutput, parse_indices, run_traverse
+    from vaetool.analysis.traversal_plan import TraversalPlan
+    from vaetool.workflows import TraverseRequest, traverse
 
-    request = TraversalRequest(
+    plan = TraversalPlan(
         factors=tuple(factor or ()),
         top=top,
         min_mi=min_mi,
@@ -74,4 +75,22 @@ def traverse(
         steps=steps,
         relative=relative,
     )
-    run_traverse(checkpoint, request, SheetOutput(out, gif, scale, force), device)
+    request = TraverseRequest(checkpoint, plan, out, gif, scale, force, device)
+    with _console.stages() as progress:
+        result = traverse(request, progress)
+    for path in result.written:
+        _console.result_line(str(path))
+
+
+def parse_indices(text: str | None) -> tuple[int, ...]:
+    """``"0,5,9"`` -> (0, 5, 9); ConfigError on anything but comma-separated integers."""
+    from vaetool.errors import ConfigError
+
+    if text is None:
+        return ()
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(
+            f"--seed-index {text!r}: expected comma-separated integers, e.g. 0,5,9"
+        ) from None

@@ -49,7 +49,7 @@ __all__ = [
 Loader = Callable[[str], ImageData]
 
 #: Loaders keyed by the spec prefix (before ':'); each gets the part after ':' ("" if none).
-DATASETS: Registry[Loader] = Registry("dataset")
+DATASETS: Registry[Loader] = Registry("dataset", "--data")
 
 
 def _require_arg(prefix: str, arg: str, what: str) -> str:

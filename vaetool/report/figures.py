@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 
 from vaetool.analysis.ranking import Ranking
 from vaetool.atomic import write_atomic
+from vaetool.errors import ConfigError
 
 INFLUENTIAL_COLOR = "#c0392b"
 OTHER_COLOR = "#95a5a6"
@@ -18,19 +19,39 @@ MAX_DPI = 150  # the PNG resolution of `mi rank --plot`
 MIN_DPI = 60  # the smallest resolution that keeps the labels legible
 
 
-def pulse_plot(ranking: Ranking, path: str | Path, title: str | None = None) -> Path:
+# Lower panel of the pulse plot: what it shows and its axis label.
+PULSE_VARIANCES = {
+    "aggregate": ("aggregate_variance", "− s²_h  (aggregate variance)"),
+    "posterior": ("mean_posterior_variance", "− mean σ²_h  (posterior variance)"),
+}
+
+
+def pulse_plot(
+    ranking: Ranking, path: str | Path, title: str | None = None, variance: str = "aggregate"
+) -> Path:
     """Write :func:`pulse_png` to ``path`` atomically (150 dpi); returns ``path``."""
-    return write_atomic(path, pulse_png(ranking, title))
+    return write_atomic(path, pulse_png(ranking, title, variance=variance))
 
 
-def pulse_png(ranking: Ranking, title: str | None = None, width_px: int | None = None) -> bytes:
-    """Paper 000, Fig. 1 as PNG bytes (RGBA): I_h bars up, mean posterior variance bars down.
+def pulse_png(
+    ranking: Ranking,
+    title: str | None = None,
+    width_px: int | None = None,
+    variance: str = "aggregate",
+) -> bytes:
+    """Paper 000, Fig. 1 as PNG bytes (RGBA): I_h bars up, a variance per factor bars down.
 
     Influential factors (I_h above the threshold, dashed line) are drawn in red and labelled
-    with their index; the lower panel shows E_n sigma²[n,h] (near 1 for an ignored factor).
-    ``width_px`` asks for about that width (the resolution is kept between 60 and 150 dpi).
+    with their index. The lower panel shows, as the paper does, the aggregate variance s²_h of
+    q* (``variance="aggregate"``: the paper's σ²_{z_h}, MATH.md §2), or the mean posterior
+    variance E_n sigma²[n,h] (``"posterior"``: near 1 for an ignored factor). ``width_px`` asks
+    for about that width (the resolution is kept between 60 and 150 dpi).
     """
-    fig = _pulse_figure(ranking, title)
+    if variance not in PULSE_VARIANCES:
+        raise ConfigError(
+            f"--pulse-variance {variance!r}: expected one of {', '.join(PULSE_VARIANCES)}"
+        )
+    fig = _pulse_figure(ranking, title, variance)
     dpi = float(MAX_DPI)
     if width_px is not None:
         dpi = min(max(width_px / fig.get_figwidth(), MIN_DPI), MAX_DPI)
@@ -39,9 +60,10 @@ def pulse_png(ranking: Ranking, title: str | None = None, width_px: int | None =
     return buffer.getvalue()
 
 
-def _pulse_figure(ranking: Ranking, title: str | None) -> Figure:
+def _pulse_figure(ranking: Ranking, title: str | None, which: str) -> Figure:
+    field, label = PULSE_VARIANCES[which]
     mi = ranking.mi.double().numpy()
-    variance = ranking.indicators.mean_posterior_variance.cpu().double().numpy()
+    variance = getattr(ranking.indicators, field).cpu().double().numpy()
     influential = ranking.influential.numpy()
     index = np.arange(len(mi))
     fig = Figure(figsize=(min(max(8.0, 0.07 * len(mi)), 24.0), 5.0), layout="constrained")
@@ -53,7 +75,7 @@ def _pulse_figure(ranking: Ranking, title: str | None) -> Figure:
         top.annotate(str(h), (h, mi[h]), ha="center", va="bottom", fontsize=6)
     bottom.bar(index, -variance, width=0.8, color=VARIANCE_COLOR)
     bottom.set_ylim(-max(1.05, float(variance.max()) * 1.05), 0)
-    bottom.set_ylabel("− mean σ²_h")
+    bottom.set_ylabel(label, fontsize=8)
     bottom.set_xlabel("latent factor h")
     bottom.set_xlim(-1, len(mi))
     n_inf = int(influential.sum())

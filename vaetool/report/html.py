@@ -26,6 +26,8 @@ td.text, th.text { text-align: left; }
 .scroll { max-height: 28rem; overflow-y: auto; display: inline-block; }
 img { image-rendering: pixelated; max-width: 100%; border: 1px solid #e1e4e8; }
 .note { color: #586069; font-size: 0.85rem; max-width: 60rem; }
+.warning { background: #fff5e6; border-left: 4px solid #d9822b; padding: 0.4rem 0.8rem;
+           max-width: 60rem; }
 """
 
 CHECK_IMAGES = """
@@ -56,6 +58,7 @@ class ReportPage:
     subtitle: str
     summary: dict[str, Any] = field(default_factory=dict)
     sections: tuple[Section, ...] = ()
+    warnings: tuple[str, ...] = ()  # shown in a highlighted box under the summary
 
 
 def render_page(page: ReportPage) -> str:
@@ -70,6 +73,7 @@ def render_page(page: ReportPage) -> str:
         f"<h1>{html.escape(page.title)}</h1>",
         f'<p class="note">{html.escape(page.subtitle)}</p>',
         _summary_table(page.summary),
+        *(f'<p class="warning">warning: {html.escape(line)}</p>' for line in page.warnings),
     ]
     parts += [_section(section) for section in page.sections]
     parts.append("</body></html>")

@@ -1,4 +1,8 @@
-"""The `mi rank` outputs: the per-factor ranking table and the summary, as pandas/dicts."""
+"""The `mi rank` outputs: the per-factor ranking table and the summary, as pandas/dicts.
+
+Every label here claims only what holds (MATH.md §1-§3): Σ_h I_h is an upper bound on I(x; z),
+Σ_h KLqstar_h is the factorised KL(q*(z) ‖ p(z)), and a mixture estimate near log N is flagged.
+"""
 
 from __future__ import annotations
 
@@ -6,75 +10,192 @@ import math
 from typing import Any
 
 import pandas as pd
+import torch
 
+from vaetool.analysis.mixture import CAP_WARN_RATIO
 from vaetool.analysis.ranking import Ranking
 
 NATS_PER_BIT = math.log(2.0)
 
+# Column -> header in table mode (every --format other than table keeps the column names).
+TABLE_HEADERS = {
+    "mi": "I_h [nats]",
+    "mi_bits": "I_h [bits]",
+    "mi_stderr": "± s.e.",
+    "mi_near_cap": "near log N",
+    "share_pct": "share %",
+    "cumulative_pct": "cum. %",
+    "kl_prior": "KLprior",
+    "kl_agg": "KLagg",
+    "aggregate_variance": "s² (agg.)",
+    "posterior_variance": "mean σ²",
+    "var_mu": "Var μ",
+    "influential": "influential",
+    "active": "active",
+}
+
+# Summary key -> label, in display order (table mode, the HTML report).
+SUMMARY_LABELS = {
+    "sum_mi": "Σ_h I_h [nats] (≥ I(x; z): an upper bound)",
+    "total_rate": "rate E KL(q(z|x) ‖ p(z)) = Σ_h KLprior_h [nats]",
+    "kl_qstar_factorised": "Σ_h KL(q*(z_h) ‖ p(z_h)) [nats] (factorised q*, omits TC)",
+    "kl_dimensionwise": "Σ_h KL(q(z_h) ‖ p(z_h)) [nats] (mixture, omits TC)",
+    "kl_aggregate": "KL(q(z) ‖ p(z)) = rate − I(x; z) [nats] (mixture)",
+    "n_influential": "influential factors",
+    "n_active": "active units (Var μ > 0.01)",
+    "n": "points N",
+    "latents": "factors H",
+    "estimator": "ranked by",
+    "qstar_variant": "q* variant",
+    "mixture_mi_joint": "mixture: I(x; z) [nats]",
+    "mixture_mi_joint_stderr": "mixture: I(x; z) s.e. [nats]",
+    "mixture_cap_ratio": "mixture: I(x; z) / log N",
+    "mixture_tc": "mixture: TC(z) = Σ_h I(x; z_h) − I(x; z) [nats]",
+    "mixture_tc_stderr": "mixture: TC s.e. [nats]",
+    "mixture_eval_points": "mixture: evaluation points M'",
+    "mixture_samples": "mixture: samples per point S",
+}
+
 
 def ranking_frame(ranking: Ranking, bits: bool = False) -> pd.DataFrame:
-    """One row per factor, most informative first.
+    """One row per factor, most informative first (columns: docs/mi.md).
 
-    Columns: rank (1-based), factor (0-based index), mi (I_h, nats), mi_bits (with ``bits``),
-    share_pct and cumulative_pct of Σ I_h, mi_qstar / mi_mixture (estimator "both"), kl_prior,
-    kl_agg, mean_posterior_variance, var_posterior_mean, influential, active.
+    ``mi`` (and ``mi_stderr``, ``mi_near_cap`` when the ranking estimator has them) is the
+    ranking estimator's I_h in nats; each other estimator adds ``mi_<name>`` (and
+    ``mi_<name>_stderr``); ``kl_agg`` = KLprior_h − the ranking estimator's I_h.
     """
-    ind, order = ranking.indicators, ranking.order
+    ind, order, primary = ranking.indicators, ranking.order, ranking.primary
     mi = ranking.mi[order].double()
     total = float(ranking.mi.sum())
     share = 100.0 * mi / total if total > 0 else mi * 0.0
-    columns: dict[str, Any] = {
-        "rank": range(1, len(order) + 1),
-        "factor": order.tolist(),
-        "mi": mi.tolist(),
-    }
+    columns: dict[str, Any] = {"rank": range(1, len(order) + 1), "factor": order.tolist()}
+    columns["mi"] = mi.tolist()
     if bits:
         columns["mi_bits"] = (mi / NATS_PER_BIT).tolist()
+    _add(columns, "mi_stderr", primary.mi_stderr, order)
+    _add(columns, "mi_near_cap", primary.mi_near_cap, order)
     columns["share_pct"] = share.tolist()
     columns["cumulative_pct"] = share.cumsum(0).tolist()
-    if ranking.estimator == "both" and ranking.mixture is not None:
-        columns["mi_qstar"] = ind.mi.cpu()[order].tolist()
-        columns["mi_mixture"] = ranking.mixture.mi.cpu()[order].tolist()
-    for name in ("kl_prior", "kl_agg", "mean_posterior_variance", "var_posterior_mean"):
-        columns[name] = getattr(ind, name).cpu()[order].tolist()
+    for other in ranking.estimates[1:]:
+        _add(columns, f"mi_{other.name}", other.mi, order)
+        _add(columns, f"mi_{other.name}_stderr", other.mi_stderr, order)
+    columns["kl_prior"] = ind.kl_prior.cpu()[order].tolist()
+    columns["kl_agg"] = ranking.kl_agg[order].tolist()
+    columns["aggregate_variance"] = ind.aggregate_variance.cpu()[order].tolist()
+    columns["posterior_variance"] = ind.mean_posterior_variance.cpu()[order].tolist()
+    columns["var_mu"] = ind.var_posterior_mean.cpu()[order].tolist()
     columns["influential"] = ranking.influential[order].tolist()
     columns["active"] = ind.active.cpu()[order].tolist()
     return pd.DataFrame(columns)
 
 
+def _add(columns: dict[str, Any], name: str, values: torch.Tensor | None, order: Any) -> None:
+    if values is not None:
+        columns[name] = values.cpu()[order].tolist()
+
+
 def ranking_summary(ranking: Ranking, **context: Any) -> dict[str, Any]:
-    """Totals in nats: total_mi (Σ I_h of the ranking estimator), total_rate (Σ KLprior_h),
-    kl_aggregate (KL(q(z) ‖ p(z)): Σ KLagg_h for q*, total_rate − I(x; z) for the mixture),
-    counts, N, H, estimator and ``context`` (data, split, checkpoint ...)."""
+    """Totals (nats), counts and flags of a ranking, JSON-ready; ``context`` (source, data,
+    split, qstar_from …) first. Keys and meanings: :data:`SUMMARY_LABELS`, docs/mi.md."""
     ind = ranking.indicators
     summary: dict[str, Any] = dict(context)
     summary.update(
         estimator=ranking.estimator,
+        estimators=[e.name for e in ranking.estimates],
         qstar_variant=ind.variant,
-        total_mi=ranking.total_mi,
-        total_mi_bits=ranking.total_mi / NATS_PER_BIT,
+        sum_mi=ranking.sum_mi,
+        sum_mi_bits=ranking.sum_mi / NATS_PER_BIT,
+        sum_mi_is=_SUM_MI_MEANING[ranking.primary.bound],
         total_rate=ind.total_rate,
-        kl_aggregate=ind.kl_agg_total,
-        kl_aggregate_method="sum of per-factor KLagg_h (factorized q*)",
+        kl_qstar_factorised=ind.kl_qstar_sum,
         n_influential=int(ranking.influential.sum()),
         influential_threshold_nats=ranking.threshold,
         n_active=ind.n_active,
         n=ind.n,
         latents=len(ranking.order),
     )
-    mix = ranking.mixture
-    if mix is not None:
-        summary.update(
-            mixture_mi_joint=mix.mi_joint,
-            mixture_mi_joint_stderr=mix.mi_joint_stderr,
-            mixture_tc=mix.tc,
-            mixture_tc_stderr=mix.tc_stderr,
-            mixture_log_n_cap=mix.log_n_cap,
-            mixture_near_cap=bool(mix.near_cap),
-            mixture_eval_points=mix.eval_points,
-            mixture_samples=mix.samples,
-        )
-        if ranking.estimator == "mixture":
-            summary["kl_aggregate"] = ind.total_rate - mix.mi_joint
-            summary["kl_aggregate_method"] = "total_rate − I(x; z) (mixture, empirical data)"
+    mixture = ranking.estimate("mixture")
+    if mixture is not None and mixture.mixture is not None:
+        summary.update(_mixture_summary(ranking, mixture.mi, mixture.mixture))
     return summary
+
+
+_SUM_MI_MEANING = {
+    "upper": "an upper bound on I(x; z): each q* I_h bounds I(x; z_h) from above (paper 000, "
+    "Cor. 1) and Σ_h I(x; z_h) − I(x; z) = TC(z) ≥ 0",
+    "consistent": "Σ_h I(x; z_h) estimated consistently; at least I(x; z) since TC(z) ≥ 0",
+}
+
+
+def _mixture_summary(ranking: Ranking, mi: torch.Tensor, est: Any) -> dict[str, Any]:
+    """The §3 joint quantities with their caps: near_cap from I(x; z) ≥ 0.8 log N flags the
+    joint estimate and TC (then biased upward) and KL(q(z) ‖ p(z)) derived from it."""
+    rate = ranking.indicators.total_rate
+    return {
+        "kl_dimensionwise": float((ranking.indicators.kl_prior.cpu() - mi).sum()),
+        "kl_aggregate": rate - est.mi_joint,
+        "mixture_mi_joint": est.mi_joint,
+        "mixture_mi_joint_stderr": est.mi_joint_stderr,
+        "mixture_log_n_cap": est.log_n_cap,
+        "mixture_cap_ratio": est.cap_ratio,
+        "mixture_near_cap": bool(est.near_cap),
+        "mixture_near_cap_threshold": CAP_WARN_RATIO,
+        "mixture_tc": est.tc,
+        "mixture_tc_stderr": est.tc_stderr,
+        "mixture_tc_biased": bool(est.tc_biased),
+        "mixture_factors_near_cap": int(est.mi_near_cap.sum()),
+        "mixture_eval_points": est.eval_points,
+        "mixture_eval_points_requested": est.eval_points_requested,
+        "mixture_shrunk": bool(est.shrunk),
+        "mixture_samples": est.samples,
+    }
+
+
+def summary_rows(summary: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(label, value) pairs in display order; a joint estimate near log N and the TC and KL
+    derived from it carry their flag in the value."""
+    flags = {}
+    if summary.get("mixture_near_cap"):
+        flags = {
+            "mixture_mi_joint": "near log N: understated",
+            "mixture_cap_ratio": f"≥ {CAP_WARN_RATIO}",
+            "mixture_tc": "biased upward (I(x; z) near log N)",
+            "kl_aggregate": "biased upward (I(x; z) near log N)",
+        }
+    rows: list[tuple[str, Any]] = []
+    for key, label in SUMMARY_LABELS.items():
+        if key in summary:
+            value = summary[key]
+            rows.append((label, f"{value:.6g} ({flags[key]})" if key in flags else value))
+    rows.append(("data", f"{summary.get('data')} [{summary.get('split')}]"))
+    return rows
+
+
+def summary_frame(summary: dict[str, Any]) -> pd.DataFrame:
+    """:func:`summary_rows` as a two-column (quantity, value) table."""
+    frame = pd.DataFrame(summary_rows(summary), columns=["quantity", "value"])
+    return frame.astype({"value": object})
+
+
+def summary_warnings(summary: dict[str, Any]) -> list[str]:
+    """One sentence per flag the summary raises (shown under tables and in the report)."""
+    lines = []
+    if summary.get("mixture_near_cap"):
+        lines.append(
+            f"the mixture's I(x; z) is {summary['mixture_cap_ratio']:.2f} of log N "
+            f"(≥ {CAP_WARN_RATIO}): N limits it, so I(x; z) is understated and TC(z) and "
+            "KL(q(z) ‖ p(z)) are biased upward; use more points"
+        )
+    if summary.get("mixture_factors_near_cap"):
+        lines.append(
+            f"{summary['mixture_factors_near_cap']} factor(s) have a mixture I_h ≥ "
+            f"{CAP_WARN_RATIO} log N (column near log N): understated"
+        )
+    if summary.get("mixture_shrunk"):
+        lines.append(
+            f"the mixture used {summary['mixture_eval_points']} of "
+            f"{summary['mixture_eval_points_requested']} default evaluation points to fit its "
+            f"time budget; I(x; z) s.e. {summary['mixture_mi_joint_stderr']:.3g} nats "
+            "(pass --mc-points to choose)"
+        )
+    return lines

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from torch import Tensor
 
-from vaetool.atomic import write_atomic
 from vaetool.report.images import default_scale, labelled_block, png_bytes
 
 
-def reconstruction_sheet(grid: Tensor, labels: list[str], path: str | Path) -> Path:
-    """Write ``grid`` (n, 1 + R, C, H, W) as a PNG: rows = images, columns = original, then
-    the reconstruction keeping each row's top factors; the strip above names the columns."""
+def reconstruction_sheet_png(grid: Tensor, labels: list[str]) -> bytes:
+    """``grid`` (n, 1 + R, C, H, W) as PNG bytes: rows = images, columns = original, then the
+    reconstruction keeping each row's top factors; the strip above names the columns."""
     _, _, _, h, w = grid.shape
     caption = "columns: original | " + " | ".join(labels)
     short = "orig | " + " | ".join(labels)
-    block = labelled_block(np.asarray(grid), [caption, short], scale=default_scale(h, w))
-    return write_atomic(path, png_bytes(block))
+    return png_bytes(labelled_block(np.asarray(grid), [caption, short], scale=default_scale(h, w)))

@@ -1,0 +1,114 @@
+"""The content of `vaetool report`'s page: sections, notes and tables from the analysis results.
+
+The workflow (vaetool.workflows.report) computes and writes the images; this module only turns
+results into a :class:`~vaetool.report.html.ReportPage` and its HTML.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from vaetool.analysis.pruning import KEEP_RULE, ClassificationTable, ReconstructionTable
+from vaetool.analysis.ranking import Ranking
+from vaetool.checkpoint import CheckpointInfo
+from vaetool.report.html import ReportPage, Section, render_page
+from vaetool.report.mi_tables import ranking_frame, summary_rows, summary_warnings
+from vaetool.report.prune_tables import prune_frame
+
+
+def report_page(
+    checkpoint: Path,
+    info: CheckpointInfo,
+    ranking: Ranking,
+    summary: dict[str, Any],
+    tables: list[ReconstructionTable | ClassificationTable],
+) -> str:
+    """The whole page as HTML: summary (labelled), flags, ranking, prune tables, traversals."""
+    shown = dict(summary_rows(summary))
+    page = ReportPage(
+        f"vaetool report: {checkpoint.name}",
+        _subtitle(info),
+        shown,
+        tuple(_sections(ranking, tables)),
+        warnings=tuple(summary_warnings(summary)),
+    )
+    return render_page(page)
+
+
+def _sections(
+    ranking: Ranking, tables: list[ReconstructionTable | ClassificationTable]
+) -> list[Section]:
+    sections = [
+        Section(
+            "Factors ranked by I(x; z_h)",
+            _RANK_NOTE,
+            ranking_frame(ranking),
+            "ranking",
+            "pulse.png",
+            "pulse plot",
+            scroll=True,
+        )
+    ]
+    for table in tables:
+        if isinstance(table, ClassificationTable):
+            sections.append(
+                Section(
+                    "Classification with the top-k factors (paper 000, Table 2)",
+                    _CLASSIFY_NOTE,
+                    prune_frame(table),
+                    "classify",
+                )
+            )
+        else:
+            sections.append(
+                Section(
+                    "Reconstruction with the top-k factors (paper 000, Table 1 and Fig. 4)",
+                    _PRUNE_NOTE,
+                    prune_frame(table),
+                    "prune",
+                    "reconstructions.png",
+                    "Fig. 4",
+                )
+            )
+    sections.append(
+        Section(
+            "Traversals, most informative factor first",
+            _TRAVERSE_NOTE,
+            image="traversals.png",
+            image_alt="traversal sheet",
+        )
+    )
+    return sections
+
+
+def _subtitle(info: CheckpointInfo) -> str:
+    m, t, d = info.model, info.train, info.data
+    return (
+        f"{m.architecture}, H = {m.latents}, {m.likelihood} likelihood, β = {t.beta:g}, "
+        f"{t.epochs} epochs on {d.spec}; vaetool {info.version}. Information in nats."
+    )
+
+
+_RANK_NOTE = (
+    "I_h = ½ log s²_h − ½ mean logvar_h with the closed-form zero-mean q*(z) (paper 000, "
+    "Algorithm 1): an upper bound on I(x; z_h), so Σ_h I_h bounds I(x; z) from above. "
+    "Influential: I_h > 0.5 nats. Below: the pulse plot (paper 000, Fig. 1), I_h up and the "
+    "aggregate variance s²_h of q* (the paper's σ²_{z_h}) down."
+)
+_PRUNE_NOTE = (
+    "Pruned factors are set to 0 before decoding. sse is the per-image sum of squared errors on "
+    "[0, 1] pixels; each sse_<order> column keeps factors in another order at the same k "
+    "(aggregate_variance: s²_h largest first, PCA's rule; posterior_variance: mean σ²_h "
+    f"smallest first; var_mu: active units; kl: KLprior_h; random: chance). {KEEP_RULE}."
+)
+_CLASSIFY_NOTE = (
+    "Probes trained on the training split's codes; accuracy on the test split with pruned "
+    "factors set to 0, mean and std over 3 seeds. acc: fed the posterior mean (paper protocol); "
+    "sampled: fed z ~ q(z|x). fano_error_lb: Fano's lower bound on the error of any classifier "
+    "fed z ~ q(z|x), from Σ I_h of the kept factors; it does not bound the mean-fed probes."
+)
+_TRAVERSE_NOTE = (
+    "Rows: test images; columns: the factor swept over [-3, 3] with the others at the image's "
+    "posterior mean, decoded with the likelihood's mean."
+)

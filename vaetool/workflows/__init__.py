@@ -1,0 +1,53 @@
+"""Typed request -> result functions: what the CLI and a notebook both call.
+
+Each workflow opens a checkpoint, its data and its posterior once and composes the core
+(analysis, report). See docs/library.md.
+"""
+
+from vaetool.workflows.mi import (
+    FitRequest,
+    FitResult,
+    RankRequest,
+    RankResult,
+    fit,
+    rank,
+    rank_opened,
+    rank_posterior,
+)
+from vaetool.workflows.prune import TASKS, PruneRequest, PruneResult, prune, prune_opened
+from vaetool.workflows.quickstart import QuickstartRequest, QuickstartResult, quickstart
+from vaetool.workflows.report import ReportRequest, build_report
+from vaetool.workflows.source import Points, Source, open_source
+from vaetool.workflows.train import TrainOutcome, TrainRequest, train_run
+from vaetool.workflows.traverse import TraverseRequest, TraverseResult, traverse, traverse_opened
+
+__all__ = [
+    "TASKS",
+    "FitRequest",
+    "FitResult",
+    "Points",
+    "PruneRequest",
+    "PruneResult",
+    "QuickstartRequest",
+    "QuickstartResult",
+    "RankRequest",
+    "RankResult",
+    "ReportRequest",
+    "Source",
+    "TrainOutcome",
+    "TrainRequest",
+    "TraverseRequest",
+    "TraverseResult",
+    "build_report",
+    "fit",
+    "open_source",
+    "prune",
+    "prune_opened",
+    "quickstart",
+    "rank",
+    "rank_opened",
+    "rank_posterior",
+    "train_run",
+    "traverse",
+    "traverse_opened",
+]

@@ -1,0 +1,233 @@
+"""`vaetool prune` as a typed request -> result function (paper 000, Tables 1-2, Fig. 4; §5).
+
+The checkpoint is opened and ranked once; the task (a registry: ``reconstruct``, ``classify``)
+measures what keeping the top-k factors costs; ``save`` writes the sliced model and ``plot`` Fig. 4.
+Every output is checked before any work starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from vaetool.analysis.classify import (
+    PROBES,
+    LabelledCodes,
+    classification_accuracies,
+    fano_error_lower_bound,
+    label_entropy,
+)
+from vaetool.analysis.encode import encode
+from vaetool.analysis.pruning import (
+    FACTOR_ORDERS,
+    PAPER_TOP,
+    ClassificationTable,
+    PruneRows,
+    ReconstructionTable,
+    check_order,
+    parse_top,
+    prune_rows,
+    reconstruction_errors,
+    reconstruction_grid,
+)
+from vaetool.analysis.ranking import Ranking
+from vaetool.atomic import write_atomic
+from vaetool.checkpoint import save_checkpoint
+from vaetool.errors import CheckpointError, ConfigError, DataError
+from vaetool.models.slicing import slice_latents
+from vaetool.registry import Registry
+from vaetool.workflows.mi import RankRequest, rank_opened
+from vaetool.workflows.source import Points, Progress, Source, open_source
+
+FIG4_IMAGES = 8  # rows of Fig. 4
+
+
+@dataclass(frozen=True)
+class PruneRequest:
+    """Keep the top-k factors of ``checkpoint`` for each ``top`` row and measure ``task``.
+
+    ``top``: percents and/or counts (parse_top); ``rank_by``: a FACTOR_ORDERS name;
+    ``compare``: also every other order (reconstruct); ``probes``, ``refit``, ``repeats``:
+    the classify task's probes; ``seed``: random order and probes; ``save``: write the sliced
+    model (one ``top`` row); ``plot``: write Fig. 4 (PNG).
+    """
+
+    checkpoint: Path
+    top: str = PAPER_TOP
+    task: str = "reconstruct"
+    rank_by: str = "mi"
+    compare: bool = False
+    probes: tuple[str, ...] = ("logreg", "mlp")
+    refit: bool = False
+    repeats: int = 3
+    seed: int = 0
+    points: Points = field(default_factory=Points)
+    save: Path | None = None
+    plot: Path | None = None
+    force: bool = False
+    device: str = "auto"
+
+    def check(self) -> None:
+        """Everything that can be checked without loading the model."""
+        TASKS.get(self.task)
+        check_order(self.rank_by)
+        specs = parse_top(self.top)
+        for probe in self.probes:
+            PROBES.get(probe)
+        if self.repeats < 1:
+            raise ConfigError(f"--repeats {self.repeats}: expected at least 1")
+        if self.compare and self.task != "reconstruct":
+            raise ConfigError("--compare compares reconstruction errors: use --task reconstruct")
+        if self.save is not None:
+            _check_save(self, len(specs))
+        if self.plot is not None and self.plot.suffix.lower() != ".png":
+            raise ConfigError(f"--plot {self.plot}: expected a file name ending in .png")
+        if self.plot is not None and self.plot.exists() and not self.force:
+            raise ConfigError(f"--plot {self.plot}: exists; pass --force to overwrite it")
+
+
+@dataclass(frozen=True, eq=False)
+class PruneResult:
+    table: ReconstructionTable | ClassificationTable
+    task: str
+    saved: Path | None = None
+    plot: Path | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class TaskInputs:
+    source: Source
+    request: PruneRequest
+    rows: PruneRows
+    progress: Progress | None
+
+
+Task = Callable[[TaskInputs], "ReconstructionTable | ClassificationTable"]
+TASKS: Registry[Task] = Registry("task", "--task")
+
+
+def prune(request: PruneRequest, progress: Progress | None = None) -> PruneResult:
+    """Open and rank the checkpoint once, then :func:`prune_opened`."""
+    request.check()
+    source = open_source(request.checkpoint, request.device)
+    source.checkpoint("pruning")
+    ranking = rank_opened(source, RankRequest(source.path, request.points), progress).ranking
+    return prune_opened(source, request, ranking, progress)
+
+
+def prune_opened(
+    source: Source, request: PruneRequest, ranking: Ranking, progress: Progress | None = None
+) -> PruneResult:
+    """The table of ``request.task`` for an opened, ranked source; then save and plot."""
+    request.check()
+    rows = prune_rows(ranking, parse_top(request.top), request.rank_by, request.seed)
+    table = TASKS.get(request.task)(TaskInputs(source, request, rows, progress))
+    saved = _save(source, request, rows) if request.save is not None else None
+    plot = _plot(source, request, rows) if request.plot is not None else None
+    return PruneResult(table, request.task, saved, plot)
+
+
+@TASKS.register("reconstruct")
+def reconstruct(inputs: TaskInputs) -> ReconstructionTable:
+    """Paper 000, Table 1: per-image SSE with the top-k factors (pruned = 0), one pass per
+    order; with ``compare``, every other registered order at the same k."""
+    source, request, rows = inputs.source, inputs.request, inputs.rows
+    model, _ = source.checkpoint("pruning")
+    feed = source.feed(request.points)
+    sse, mse = reconstruction_errors(model, feed, rows.masks)
+    compare = {}
+    if request.compare:
+        for name in FACTOR_ORDERS.names():
+            if name != rows.rank_by:
+                other = prune_rows(rows.ranking, rows.specs, name, request.seed)
+                compare[name] = reconstruction_errors(model, feed, other.masks)[0]
+    return ReconstructionTable(rows, sse, mse, len(feed), compare)
+
+
+@TASKS.register("classify")
+def classify(inputs: TaskInputs) -> ClassificationTable:
+    """Paper 000, Table 2: probes on the training split's codes, tested with the top-k factors;
+    Fano's bound for the probes fed z ~ q(z|x) (MATH.md §5)."""
+    source, request, rows = inputs.source, inputs.request, inputs.rows
+    train = _codes(source, replace(request.points, split="train", samples=None), everything=True)
+    test = _codes(source, request.points)
+    accuracy = classification_accuracies(
+        train,
+        test,
+        rows.masks.to(source.device),
+        probes=request.probes,
+        repeats=request.repeats,
+        refit=request.refit,
+        seed=request.seed,
+    )
+    entropy = label_entropy(test.labels)
+    classes = int(max(train.labels.max(), test.labels.max())) + 1
+    fano = torch.tensor(
+        [fano_error_lower_bound(mi, entropy, classes) for mi in rows.mi_used.tolist()],
+        dtype=torch.float64,
+    )
+    return ClassificationTable(
+        rows, accuracy, entropy, classes, len(train.labels), len(test.labels), fano
+    )
+
+
+def _codes(source: Source, points: Points, everything: bool = False) -> LabelledCodes:
+    """Posterior (mu, logvar) and integer labels of the chosen points (all of the split when
+    ``everything``)."""
+    model, _ = source.checkpoint("classification")
+    data = source.data(points.data)
+    if data.labels is None:
+        raise DataError(f"--task classify: dataset {data.spec} has no labels")
+    if everything:
+        points = replace(points, samples=len(data))
+    feed = source.feed(points)
+    posterior = encode(model, feed)
+    assert posterior is not None
+    labels = torch.as_tensor(data.labels[feed.indices.numpy()], device=source.device)
+    if bool((labels < 0).any()):
+        raise DataError(f"--task classify: dataset {data.spec} has negative labels")
+    return LabelledCodes(posterior.mu, posterior.logvar, labels.long())
+
+
+def _check_save(request: PruneRequest, rows: int) -> None:
+    save = request.save
+    assert save is not None
+    if rows != 1:
+        raise ConfigError("--save keeps one model: give a single --top (e.g. --top 10%)")
+    if save.exists() and save.resolve() == request.checkpoint.resolve():
+        raise CheckpointError(f"--save {save}: is the input checkpoint; choose another file")
+    if save.exists() and not request.force:
+        raise CheckpointError(f"--save {save}: exists; pass --force to overwrite it")
+
+
+def _save(source: Source, request: PruneRequest, rows: PruneRows) -> Path:
+    """Write the model sliced to the first row's kept factors (original indices, in order)."""
+    model, info = source.checkpoint("pruning")
+    kept = rows.kept[0]
+    if not kept:
+        raise ConfigError("--save: --top keeps 0 factors; a model needs at least one")
+    smaller = slice_latents(model, kept)
+    extra = dict(info.extra)
+    extra["pruned"] = {
+        "from": source.path.name,
+        "from_sha256": source.sha256,
+        "original_latents": source.latents,
+        "kept_factors": list(kept),
+    }
+    new_info = replace(info, model=smaller.config, extra=extra)
+    assert request.save is not None
+    return save_checkpoint(request.save, smaller, new_info, overwrite=request.force)
+
+
+def _plot(source: Source, request: PruneRequest, rows: PruneRows) -> Path:
+    """Fig. 4: the first test images and their reconstructions at every row."""
+    from vaetool.report.prune_figure import reconstruction_sheet_png
+
+    model, _ = source.checkpoint("Fig. 4")
+    feed = source.feed(replace(request.points, samples=FIG4_IMAGES))
+    grid = reconstruction_grid(model, next(feed.batches(FIG4_IMAGES)), rows.masks)
+    assert request.plot is not None
+    return write_atomic(request.plot, reconstruction_sheet_png(grid, [s.label for s in rows.specs]))

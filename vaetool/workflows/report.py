@@ -1,0 +1,104 @@
+"""`vaetool report` as a typed request -> result function: one static page of the whole analysis.
+
+The checkpoint is opened, its data loaded and its factors ranked once; the prune tables, Fig. 4
+and the traversal sheet reuse them. The folder gets ``index.html`` and the PNGs it shows, each
+written atomically; ``index.html`` is written last, so a page that exists is complete.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from vaetool.analysis.ranking import Ranking
+from vaetool.analysis.traversal_plan import TraversalPlan
+from vaetool.atomic import write_atomic
+from vaetool.errors import ConfigError
+from vaetool.workflows.mi import RankRequest, rank_opened
+from vaetool.workflows.prune import PruneRequest, PruneResult, prune_opened
+from vaetool.workflows.source import Progress, Source, open_source
+from vaetool.workflows.traverse import traverse_opened
+
+INDEX = "index.html"
+SHEET_FALLBACK_TOP = 8  # factors shown when none is influential
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    """Write ``out``/index.html for ``checkpoint`` (default ``out``: ``<stem>-report`` beside)."""
+
+    checkpoint: Path
+    out: Path | None = None
+    force: bool = False
+    device: str = "auto"
+
+    @property
+    def folder(self) -> Path:
+        ckpt = self.checkpoint
+        return self.out or ckpt.with_name(f"{ckpt.stem}-report")
+
+
+def build_report(request: ReportRequest, progress: Progress | None = None) -> Path:
+    """Rank, prune (reconstruction; classification when labelled), traverse; write the page."""
+    from vaetool.report.figures import pulse_png
+    from vaetool.report.html_report import report_page
+    from vaetool.report.images import png_bytes
+    from vaetool.report.traversal_sheets import factor_sheet
+
+    folder = prepare_report_dir(request.folder, request.force)
+    source = open_source(request.checkpoint, request.device)
+    _, info = source.checkpoint("a report")
+    ranked = rank_opened(source, RankRequest(source.path), progress)
+    write_atomic(folder / "pulse.png", pulse_png(ranked.ranking))
+    tables = _prune_tables(source, ranked.ranking, folder, progress)
+    _stage(progress, "traversals of the influential factors")
+    traversal = traverse_opened(source, _sheet_plan(ranked.ranking), ranked.ranking)
+    write_atomic(folder / "traversals.png", png_bytes(factor_sheet(traversal)))
+    page = report_page(
+        source.path, info, ranked.ranking, ranked.summary(), [t.table for t in tables]
+    )
+    return write_atomic(folder / INDEX, page.encode())
+
+
+def _prune_tables(
+    source: Source, ranking: Ranking, folder: Path, progress: Progress | None
+) -> list[PruneResult]:
+    """The reconstruction table with every comparison and Fig. 4; classification if labelled."""
+    _stage(progress, "pruning: reconstruction table")
+    request = PruneRequest(
+        source.path, compare=True, plot=folder / "reconstructions.png", force=True
+    )
+    tables = [prune_opened(source, request, ranking, progress)]
+    if source.data().labels is not None:
+        _stage(progress, "pruning: classification table")
+        classify = PruneRequest(source.path, task="classify")
+        tables.append(prune_opened(source, classify, ranking, progress))
+    return tables
+
+
+def _sheet_plan(ranking: Ranking) -> TraversalPlan:
+    """Every influential factor, or the top 8 when none is."""
+    if int(ranking.influential.sum()):
+        return TraversalPlan()
+    return TraversalPlan(top=min(SHEET_FALLBACK_TOP, len(ranking.mi)))
+
+
+def prepare_report_dir(folder: Path, force: bool = False) -> Path:
+    """Create ``folder``; refuse if it holds a report (unless force) or cannot be written."""
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--out {folder}: is a file; expected a folder for the report")
+    if (folder / INDEX).exists() and not force:
+        raise ConfigError(f"--out {folder}: holds a report already; pass --force to overwrite it")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"--out {folder}: cannot create the folder ({err.strerror})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {folder}: folder is not writable")
+    return folder
+
+
+def _stage(progress: Progress | None, stage: str) -> None:
+    if progress is not None:
+        progress(stage, 0, None)
