@@ -94,6 +94,7 @@ def test_version(cli) -> None:
     assert code == 0 and out.startswith("vaetool ")
 
 
+@pytest.mark.slow
 def test_quickstart_trains_on_embedded_mnist(tmp_path: Path, cli) -> None:
     out = tmp_path / "qs"
     code, stdout, _ = cli("quickstart", "--epochs", "1", "--device", "cpu", "--out", str(out))

@@ -141,6 +141,7 @@ def test_bad_options(checkpoint: Path, fails) -> None:
     assert "split" in fails("mi", "fit", str(checkpoint), "--split", "holdout")
 
 
+@pytest.mark.slow
 def test_large_beta_leaves_fewer_influential_factors_than_h(tmp_path: Path, cli) -> None:
     """β-VAE's KL pressure switches factors off (paper 000, Fig. 1)."""
     out = tmp_path / "beta"

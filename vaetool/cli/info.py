@@ -10,8 +10,8 @@ def info(checkpoint: CheckpointArg, fmt: FormatOpt = "table", output: OutputOpt 
     """Print a checkpoint's config: model, data, training and summary (no weights are loaded)."""
     import json
 
-    from vaetool.checkpoint import read_info
     from vaetool.report.info import info_frame
+    from vaetool.workflows import read_info
 
     check_format(fmt)
     details = read_info(checkpoint)

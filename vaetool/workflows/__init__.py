@@ -4,6 +4,7 @@ Each workflow opens a checkpoint, its data and its posterior once and composes t
 (analysis, report). See docs/library.md.
 """
 
+from vaetool.checkpoint import read_info
 from vaetool.workflows.mi import (
     FitRequest,
     FitResult,
@@ -47,6 +48,7 @@ __all__ = [
     "rank",
     "rank_opened",
     "rank_posterior",
+    "read_info",
     "train_run",
     "traverse",
     "traverse_opened",

@@ -96,7 +96,14 @@ def fit(request: FitRequest, progress: Progress | None = None) -> FitResult:
     """Fit q* in one streamed pass and write ``<stem>.qstar.safetensors`` beside the source."""
     QSTAR_VARIANTS.get(request.variant)
     source = open_source(request.source, request.device)
-    qstar, record, _ = fit_opened(source, request.points, request.variant, False, progress)
+    return fit_saved(source, request.points, request.variant, progress)
+
+
+def fit_saved(
+    source: Source, points: Points, variant: str, progress: Progress | None = None
+) -> FitResult:
+    """q* of an opened source, written to its sidecar."""
+    qstar, record, _ = fit_opened(source, points, variant, False, progress)
     return FitResult(qstar, record, save_sidecar(sidecar_path(source.path), qstar, record))
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 from vaetool.atomic import write_atomic
 from vaetool.config import DataConfig, TrainConfig
 from vaetool.training import BatchCallback, EpochRecord
-from vaetool.workflows.mi import FitRequest, FitResult, RankRequest, RankResult, fit, rank_opened
+from vaetool.workflows.mi import FitResult, RankRequest, RankResult, fit_saved, rank_opened
 from vaetool.workflows.prune import PruneRequest, PruneResult, prune_opened
-from vaetool.workflows.report import ReportRequest, build_report
-from vaetool.workflows.source import Progress, open_source
+from vaetool.workflows.report import prepare_report_dir, report_opened
+from vaetool.workflows.source import Points, Progress, open_source
 from vaetool.workflows.train import TrainOutcome, TrainRequest, train_run
 
 
@@ -41,7 +41,8 @@ def quickstart(
     on_epoch: Callable[[EpochRecord], None] | None = None,
     progress: Progress | None = None,
 ) -> QuickstartResult:
-    """Train -> q* sidecar -> ranking + pulse plot -> prune table + Fig. 4 -> HTML report."""
+    """Train -> q* sidecar -> ranking + pulse plot -> prune table + Fig. 4 -> HTML report, all
+    on one opened checkpoint (loaded, hashed and its data read once)."""
     from vaetool.report.figures import pulse_png
 
     out = request.out
@@ -54,11 +55,12 @@ def quickstart(
         device=request.device,
     )
     trained = train_run(train, on_batch, on_epoch)
-    fitted = fit(FitRequest(trained.checkpoint, device=request.device), progress)
+    folder = prepare_report_dir(out / "report", force=True)
     source = open_source(trained.checkpoint, request.device)
-    ranked = rank_opened(source, RankRequest(source.path), progress)
+    fitted = fit_saved(source, Points(), "zero_mean", progress)
+    ranked = rank_opened(source, RankRequest(source.path), progress)  # reuses the sidecar
     write_atomic(out / "pulse.png", pulse_png(ranked.ranking))
     prune = PruneRequest(source.path, plot=out / "reconstructions.png", force=True)
     pruned = prune_opened(source, prune, ranked.ranking, progress)
-    report = ReportRequest(trained.checkpoint, out / "report", force=True, device=request.device)
-    return QuickstartResult(trained, fitted, ranked, pruned, build_report(report, progress))
+    report = report_opened(source, folder, ranked, progress)
+    return QuickstartResult(trained, fitted, ranked, pruned, report)

@@ -15,7 +15,7 @@ from vaetool.analysis.ranking import Ranking
 from vaetool.analysis.traversal_plan import TraversalPlan
 from vaetool.atomic import write_atomic
 from vaetool.errors import ConfigError
-from vaetool.workflows.mi import RankRequest, rank_opened
+from vaetool.workflows.mi import RankRequest, RankResult, rank_opened
 from vaetool.workflows.prune import PruneRequest, PruneResult, prune_opened
 from vaetool.workflows.source import Progress, Source, open_source
 from vaetool.workflows.traverse import traverse_opened
@@ -41,15 +41,22 @@ class ReportRequest:
 
 def build_report(request: ReportRequest, progress: Progress | None = None) -> Path:
     """Rank, prune (reconstruction; classification when labelled), traverse; write the page."""
+    folder = prepare_report_dir(request.folder, request.force)
+    source = open_source(request.checkpoint, request.device)
+    source.checkpoint("a report")
+    return report_opened(source, folder, rank_opened(source, RankRequest(source.path), progress))
+
+
+def report_opened(
+    source: Source, folder: Path, ranked: RankResult, progress: Progress | None = None
+) -> Path:
+    """The page for an opened, ranked checkpoint in a prepared ``folder``; its path."""
     from vaetool.report.figures import pulse_png
     from vaetool.report.html_report import report_page
     from vaetool.report.images import png_bytes
     from vaetool.report.traversal_sheets import factor_sheet
 
-    folder = prepare_report_dir(request.folder, request.force)
-    source = open_source(request.checkpoint, request.device)
     _, info = source.checkpoint("a report")
-    ranked = rank_opened(source, RankRequest(source.path), progress)
     write_atomic(folder / "pulse.png", pulse_png(ranked.ranking))
     tables = _prune_tables(source, ranked.ranking, folder, progress)
     _stage(progress, "traversals of the influential factors")
