@@ -221,3 +221,21 @@ def test_mixture_progress_names_its_stages(checkpoint: Path, tmp_path: Path) -> 
     seen.clear()
     rank(RankRequest(tmp_path / "p.npz"), lambda *event: seen.append(event))
     assert {stage for stage, _, _ in seen} == {"reading the posterior file"}
+
+
+def test_a_joint_estimate_near_log_n_is_flagged_everywhere(tmp_path: Path, cli) -> None:
+    """60 points with far-apart, sharp posteriors: I(x; z) = log N exactly in the limit, so the
+    mixture's joint estimate, TC and KL(q(z) ‖ p(z)) must carry the cap flag (MATH.md §3)."""
+    rng = np.random.default_rng(3)
+    mu = rng.normal(size=(60, 3)) * 3
+    np.savez(tmp_path / "sharp.npz", mu=mu, logvar=np.full_like(mu, np.log(1e-4)))
+    args = ("mi", "rank", str(tmp_path / "sharp.npz"), "--estimator", "mixture")
+    code, out, err = cli(*args, "-f", "json")
+    assert code == 0, err
+    summary = json.loads(out)["summary"]
+    assert summary["mixture_cap_ratio"] > 0.95 and summary["mixture_near_cap"]
+    assert summary["mixture_tc_biased"] and summary["mixture_factors_near_cap"] >= 1
+    assert "warning: the mixture's I(x; z)" in err and "biased upward" in err
+    assert all(f["mi_near_cap"] in (True, False) for f in json.loads(out)["factors"])
+    code, table, _ = cli(*args)
+    assert code == 0 and "near log N: understated" in table and "biased upward" in table

@@ -52,6 +52,9 @@ def test_report_writes_page_and_images(report_dir: Path) -> None:
     text = (report_dir / "index.html").read_text()
     assert "http://" not in text and "https://" not in text  # no CDN, nothing remote
     assert 'id="classify"' in text  # mnist5k has labels: the Table-2 section is there
+    # the consistent estimate beside the paper's bound, with its cap ratio (MATH.md §3)
+    assert "Σ_h I_h [nats] (≥ I(x; z): an upper bound)" in text
+    assert "mixture: I(x; z) / log N" in text and "mi_mixture_stderr" in text
 
 
 def test_headless_chromium_loads_every_image_and_all_rows(report_dir: Path, tmp_path: Path) -> None:

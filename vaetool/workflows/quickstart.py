@@ -11,7 +11,7 @@ from vaetool.config import DataConfig, TrainConfig
 from vaetool.training import BatchCallback, EpochRecord
 from vaetool.workflows.mi import FitResult, RankRequest, RankResult, fit_saved, rank_opened
 from vaetool.workflows.prune import PruneRequest, PruneResult, prune_opened
-from vaetool.workflows.report import prepare_report_dir, report_opened
+from vaetool.workflows.report import REPORT_ESTIMATORS, prepare_report_dir, report_opened
 from vaetool.workflows.source import Points, Progress, open_source
 from vaetool.workflows.train import TrainOutcome, TrainRequest, train_run
 
@@ -41,8 +41,9 @@ def quickstart(
     on_epoch: Callable[[EpochRecord], None] | None = None,
     progress: Progress | None = None,
 ) -> QuickstartResult:
-    """Train -> q* sidecar -> ranking + pulse plot -> prune table + Fig. 4 -> HTML report, all
-    on one opened checkpoint (loaded, hashed and its data read once)."""
+    """Train -> q* sidecar (for later commands) -> ranking (q*, the mixture beside it) + pulse
+    plot -> prune table + Fig. 4 -> HTML report, all on one opened checkpoint (loaded, hashed
+    and its data read once)."""
     from vaetool.report.figures import pulse_png
 
     out = request.out
@@ -58,7 +59,7 @@ def quickstart(
     folder = prepare_report_dir(out / "report", force=True)
     source = open_source(trained.checkpoint, request.device)
     fitted = fit_saved(source, Points(), "zero_mean", progress)
-    ranked = rank_opened(source, RankRequest(source.path), progress)  # reuses the sidecar
+    ranked = rank_opened(source, RankRequest(source.path, estimators=REPORT_ESTIMATORS), progress)
     write_atomic(out / "pulse.png", pulse_png(ranked.ranking))
     prune = PruneRequest(source.path, plot=out / "reconstructions.png", force=True)
     pruned = prune_opened(source, prune, ranked.ranking, progress)

@@ -22,6 +22,8 @@ from vaetool.workflows.traverse import traverse_opened
 
 INDEX = "index.html"
 SHEET_FALLBACK_TOP = 8  # factors shown when none is influential
+# The paper's ranking, with the consistent estimate, I(x; z) and TC beside it (MATH.md §1, §3).
+REPORT_ESTIMATORS = ("qstar", "mixture")
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,8 @@ def build_report(request: ReportRequest, progress: Progress | None = None) -> Pa
     folder = prepare_report_dir(request.folder, request.force)
     source = open_source(request.checkpoint, request.device)
     source.checkpoint("a report")
-    return report_opened(source, folder, rank_opened(source, RankRequest(source.path), progress))
+    ranked = rank_opened(source, RankRequest(source.path, estimators=REPORT_ESTIMATORS), progress)
+    return report_opened(source, folder, ranked, progress)
 
 
 def report_opened(
