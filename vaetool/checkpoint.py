@@ -17,6 +17,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
 from vaetool import __version__
+from vaetool.analysis.posterior_checks import all_finite
 from vaetool.atomic import write_atomic
 from vaetool.config import DataConfig, ModelConfig, TrainConfig
 from vaetool.errors import CheckpointError, VaetoolError
@@ -79,6 +80,7 @@ def load_checkpoint(
     except (VaetoolError, ValueError) as err:
         raise CheckpointError(f"{target}: its model config cannot be built ({err})") from None
     tensors = _read_tensors(target)
+    _check_tensors(target, tensors, model.state_dict())
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as err:
@@ -110,6 +112,25 @@ def _read_metadata(path: Path) -> dict[str, str]:
             f"{path}: not a readable safetensors file ({_short(err)}); "
             "expected a vaetool checkpoint"
         ) from None
+
+
+def _check_tensors(
+    path: Path, tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]
+) -> None:
+    """Every stored tensor has the dtype the model expects and only finite values: a NaN or
+    inf weight (a diverged or damaged run) or an integer tensor is refused, never cast."""
+    for name, tensor in tensors.items():
+        want = expected.get(name)
+        if want is not None and tensor.dtype != want.dtype:
+            raise CheckpointError(
+                f"{path}: tensor {name!r} has dtype {str(tensor.dtype).removeprefix('torch.')}; "
+                f"expected {str(want.dtype).removeprefix('torch.')}"
+            )
+        if tensor.is_floating_point() and tensor.numel() and not all_finite(tensor):
+            raise CheckpointError(
+                f"{path}: tensor {name!r} holds NaN or inf values; the weights are damaged "
+                "(or come from a run that diverged)"
+            )
 
 
 def _read_tensors(path: Path) -> dict[str, torch.Tensor]:

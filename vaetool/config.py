@@ -6,6 +6,7 @@ metadata alone rebuilds the model, and reloads the data and split it was trained
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
@@ -18,6 +19,23 @@ ARCHITECTURE_NAMES = ("conv28", "conv32", "conv64", "mlp")
 LIKELIHOOD_NAMES = ("bernoulli", "gaussian")
 OBJECTIVE_NAMES = ("beta_vae",)
 KEEP_CHOICES = ("last", "best")
+
+
+MAX_SEED = 2**63 - 1  # seeds are 64-bit for torch and numpy
+
+
+def check_seed(option: str, seed: int) -> None:
+    """ConfigError unless 0 <= ``seed`` <= 2**63 - 1 (what torch and numpy accept)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{option} {seed}: expected an integer from 0 to 2**63 - 1")
+
+
+def check_finite(option: str, value: float, *, positive: bool = False) -> None:
+    """ConfigError unless ``value`` is a finite number (and > 0 when ``positive``, else >= 0)."""
+    ok = math.isfinite(value) and (value > 0 if positive else value >= 0)
+    if not ok:
+        what = "a finite positive number" if positive else "a finite number >= 0"
+        raise ConfigError(f"{option} {value}: expected {what}")
 
 
 class _DictConfig:
@@ -49,8 +67,9 @@ class ModelConfig(_DictConfig):
     def __post_init__(self) -> None:
         if self.latents < 1:
             raise ConfigError(f"--latents {self.latents}: expected a positive integer")
-        if not self.sigma2 > 0:
-            raise ConfigError(f"--sigma2 {self.sigma2}: expected a positive variance")
+        check_finite("--sigma2", self.sigma2, positive=True)
+        if self.hidden < 1:
+            raise ConfigError(f"hidden {self.hidden}: expected a positive layer width")
         if len(self.image_shape) != 3 or min(self.image_shape) < 1:
             raise ConfigError(f"image shape {self.image_shape}: expected (C, H, W)")
 
@@ -63,6 +82,9 @@ class DataConfig(_DictConfig):
     split_seed: int = 0  # seed of the train/val/test permutation
     fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
     subset: int | None = None  # a seeded sample of this many images, or all
+
+    def __post_init__(self) -> None:
+        check_seed("--split-seed", self.split_seed)
 
 
 @dataclass(frozen=True)
@@ -84,7 +106,7 @@ class TrainConfig(_DictConfig):
             raise ConfigError(f"--epochs {self.epochs}: expected at least 1")
         if self.batch_size < 1:
             raise ConfigError(f"--batch-size {self.batch_size}: expected at least 1")
-        if self.lr is not None and not self.lr > 0:
-            raise ConfigError(f"--lr {self.lr}: expected a positive learning rate")
-        if not self.beta >= 0:
-            raise ConfigError(f"--beta {self.beta}: expected a non-negative weight")
+        if self.lr is not None:
+            check_finite("--lr", self.lr, positive=True)
+        check_finite("--beta", self.beta)
+        check_seed("--seed", self.seed)

@@ -7,6 +7,8 @@ for estimator reductions (MATH.md: "Do every reduction over m in float64").
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from vaetool.errors import ConfigError
@@ -53,6 +55,30 @@ def inference_batch_size(device: torch.device) -> int:
     """Images per forward pass when only encoding/decoding (no gradients): large on a GPU so
     per-batch launch overhead is amortised, moderate on a CPU to stay cache friendly."""
     return 8192 if device.type == "cuda" else 1000
+
+
+def available_bytes(device: torch.device) -> int:
+    """Memory free for new tensors on ``device``: CUDA's free memory, or the host's available
+    memory (MemAvailable in /proc/meminfo; physical memory where that is missing)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_bytes(nbytes: int, device: torch.device, what: str) -> None:
+    """ConfigError (one line) when ``nbytes`` of work would not fit on ``device``."""
+    have = available_bytes(device)
+    if nbytes > have:
+        raise ConfigError(
+            f"{what} needs about {nbytes / 1e9:.3g} GB; {device} has {have / 1e9:.3g} GB free"
+        )
 
 
 def fits_on_device(nbytes: int, device: torch.device) -> bool:

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from vaetool.analysis.posterior_checks import check_posterior
-from vaetool.device import REDUCE_DTYPE
+from vaetool.device import REDUCE_DTYPE, check_bytes
 from vaetool.errors import ConfigError
 
 DEFAULT_MAX_EVAL_POINTS = 10_000
@@ -432,6 +432,9 @@ def mixture_information(
     check_posterior(mu, logvar)
     n, h = mu.shape
     requested = _check_options(n, samples, eval_points, chunk_size, time_budget_s)
+    draws = 8 * requested * samples * (2 * h + 1) + 8 * requested * (h + 2)
+    what = f"the mixture's {requested} points × {samples} samples (--mc-points, --mc-samples)"
+    check_bytes(draws, mu.device, what)
     chunk = chunk_size or auto_chunk_size(n, h, mu.device)
     budget = time_budget_s if eval_points is None else None
     plan = _Plan(samples=samples, requested=requested, chunk=chunk, budget=budget)

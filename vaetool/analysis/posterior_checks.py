@@ -68,12 +68,12 @@ def check_posterior(mu: Tensor, logvar: Tensor, *, min_rows: int = 2) -> None:
     """
     check_posterior_layout(mu, logvar, min_rows=min_rows)
     for name, array in (("mu", mu), ("logvar", logvar)):
-        if not _extremes_finite(array):  # one device sync on the common, valid path
+        if not all_finite(array):  # one device sync on the common, valid path
             raise_if_nonfinite(name, nonfinite_counts(array), array.numel())
 
 
-def _extremes_finite(array: Tensor) -> bool:
-    """All entries finite, checked on the min and max only (NaN propagates through both):
-    ~50x faster than ``isfinite(array).all()`` on a CPU."""
+def all_finite(array: Tensor) -> bool:
+    """All entries of a non-empty float tensor finite, checked on the min and max only (NaN
+    propagates through both): ~50x faster than ``isfinite(array).all()`` on a CPU."""
     lo, hi = torch.aminmax(array)
     return bool(torch.isfinite(lo) & torch.isfinite(hi))

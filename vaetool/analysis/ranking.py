@@ -7,6 +7,7 @@ the first one ranks, the others are shown beside it.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,7 +27,9 @@ from vaetool.analysis.indicators import (
     factor_indicators,
 )
 from vaetool.analysis.qstar import QStar
-from vaetool.errors import ConfigError
+from vaetool.errors import ConfigError, VaetoolWarning
+
+WARN_POINTS = 100  # fewer points than this: the estimates are said to be noisy
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,6 +107,13 @@ def rank_factors(
     ``posterior`` (mu, logvar) is required by estimators that need it (the mixture).
     """
     names = check_estimators(estimators)
+    if qstar.n < WARN_POINTS:
+        warnings.warn(
+            f"I_h estimated from N = {qstar.n} points (fewer than {WARN_POINTS}): the ranking "
+            "is mostly noise; use more points (--samples, or a larger split)",
+            VaetoolWarning,
+            stacklevel=2,
+        )
     indicators = factor_indicators(qstar, influential_threshold=threshold)
     options = mixture or MixtureOptions()
     estimates = []

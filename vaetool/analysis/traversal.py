@@ -10,6 +10,7 @@ model's device; the whole latent grid is built by broadcasting, never a Python l
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from vaetool.models import VAE
 
 DEFAULT_RANGE = (-3.0, 3.0)  # MATH.md §6: [-3, 3], three prior standard deviations
 DEFAULT_STEPS = 10
+MAX_STEPS = 100  # a sheet or GIF past this is too wide to look at
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,8 +66,10 @@ class PairTraversal:
 
 def traversal_values(lo: float = -3.0, hi: float = 3.0, steps: int = DEFAULT_STEPS) -> Tensor:
     """``steps`` evenly spaced values from ``lo`` to ``hi`` inclusive: (steps,) float32."""
-    if steps < 2:
-        raise ConfigError(f"--steps {steps}: expected at least 2 values per traversal")
+    if not 2 <= steps <= MAX_STEPS:
+        raise ConfigError(f"--steps {steps}: expected 2 to {MAX_STEPS} values per traversal")
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ConfigError(f"--range {lo:g} {hi:g}: expected finite values, e.g. --range -3 3")
     if not lo < hi:
         raise ConfigError(f"--range {lo:g} {hi:g}: expected LO < HI, e.g. --range -3 3")
     return torch.linspace(lo, hi, steps, dtype=torch.float32)

@@ -22,6 +22,7 @@ app = typer.Typer(
     name="vaetool",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: no boxes, no <bool> placeholders on flags
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command("train")(_train.train)
@@ -49,7 +50,9 @@ def _root(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app; our errors become one line on stderr and exit code 1."""
+    """Entry point: run the app. Our errors become one line on stderr and exit code 1; usage
+    errors exit 2 with click's message; Ctrl-C exits 130 with what was kept (training) or
+    "interrupted"."""
     import warnings
 
     from vaetool.errors import VaetoolError, VaetoolWarning
@@ -58,20 +61,33 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("always", VaetoolWarning)
             warnings.showwarning = _show_warning
-            app(args=argv, prog_name="vaetool")  # standalone: usage errors print and exit 2
-    except SystemExit as stop:
-        return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+            result = app(args=argv, prog_name="vaetool", standalone_mode=False)
+    except typer.Exit as stop:
+        return stop.exit_code
+    except _usage_errors() as usage:
+        usage.show()
+        return usage.exit_code
+    except (KeyboardInterrupt, typer.Abort) as stop:
+        _say(f"interrupted: {stop.args[0]}" if stop.args and stop.args[0] else "interrupted")
+        return 130
     except VaetoolError as error:
         _say(f"error: {error}")
         return 1
-    except KeyboardInterrupt:
-        _say("interrupted")
-        return 130
     except OSError as error:  # a disk full or a permission problem outside our checks
         where = f" ({error.filename})" if error.filename else ""
         _say(f"error: {error.strerror or error}{where}")
         return 1
-    return 0
+    return result if isinstance(result, int) else 0
+
+
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """typer's usage-error base (TyperException in typer >= 0.29, click's before)."""
+    base = getattr(typer, "TyperException", None)
+    if base is not None:
+        return (base,)
+    import click  # older typer: click is its dependency
+
+    return (click.ClickException,)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -18,7 +18,10 @@ if TYPE_CHECKING:
 mi_app = typer.Typer(
     help="Mutual information I(x; z_h) of each latent factor (q*(z) and mixture estimators).",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
+
+DEFAULT_ROWS = 40  # table rows that fit a terminal
 
 SourceArg = Annotated[
     Path,
@@ -81,6 +84,9 @@ def rank(
     seed: Annotated[int, typer.Option(help="Mixture: Monte Carlo seed.")] = 0,
     qstar: Annotated[Path | None, typer.Option(help="Use this q* sidecar (must match).")] = None,
     bits: Annotated[bool, typer.Option("--bits", help="Also show I_h in bits.")] = False,
+    rows: Annotated[
+        int, typer.Option(help="Table format: rows shown (csv, json: every factor).")
+    ] = DEFAULT_ROWS,
     plot: Annotated[Path | None, typer.Option(help="Write the pulse plot (PNG) here.")] = None,
     pulse_variance: Annotated[
         str, typer.Option(help="Pulse plot's lower panel: aggregate (s²_h) or posterior (E σ²).")
@@ -94,6 +100,8 @@ def rank(
     from vaetool.workflows import Points, RankRequest, rank
 
     check_format(fmt)
+    if rows < 1:
+        raise typer.BadParameter(f"{rows}: expected at least 1", param_hint="--rows")
     request = RankRequest(
         source,
         Points(data, split, samples),
@@ -111,13 +119,19 @@ def rank(
 
         pulse_plot(result.ranking, plot, variance=pulse_variance)
         _console.note(f"wrote {plot}")
-    emit_ranking(result, fmt, output, bits=bits)
+    emit_ranking(result, fmt, output, bits=bits, rows=rows)
 
 
 def emit_ranking(
-    result: RankResult, fmt: str, output: Path | None, *, bits: bool = False, top: int | None = None
+    result: RankResult,
+    fmt: str,
+    output: Path | None,
+    *,
+    bits: bool = False,
+    rows: int = DEFAULT_ROWS,
 ) -> None:
-    """The ranking in ``fmt`` (table: ``top`` rows and the summary), warnings on stderr."""
+    """The ranking in ``fmt`` (table: the first ``rows`` factors and the summary; the other
+    formats every factor), warnings on stderr."""
     from vaetool.report.mi_tables import TABLE_HEADERS, summary_frame, summary_warnings
     from vaetool.report.tables import format_frame, frame_records, json_value
 
@@ -133,8 +147,9 @@ def emit_ranking(
     elif fmt == "table":
         shown = (frame.drop(columns=["mi"]) if bits else frame).rename(columns=TABLE_HEADERS)
         title = f"factors ranked by I(x; z_h) ({result.ranking.estimator})"
-        if top is not None and top < len(shown):
-            shown, title = shown.head(top), f"top {top} of {len(shown)} factors by I(x; z_h)"
+        if rows < len(shown):
+            title = f"top {rows} of {len(shown)} factors by I(x; z_h) (--rows; -f csv for all)"
+            shown = shown.head(rows)
         emit_renderables(
             [rich_table(shown, title=title), rich_table(summary_frame(summary), "summary")],
             output,

@@ -95,7 +95,7 @@ def quickstart(
     with training_display(epochs) as (on_batch, on_epoch, progress):
         result = quickstart(request, on_batch, on_epoch, progress)
     _console.result_line(f"checkpoint       {result.trained.checkpoint}")
-    emit_ranking(result.ranked, "table", None, top=10)
+    emit_ranking(result.ranked, "table", None, rows=10)
     emit_prune(result.pruned, "table", None)
     sheet = result.report.parent / "traversals.png"
     _console.result_line(f"traversal sheet  {sheet}\nreport           {result.report}")

@@ -85,6 +85,11 @@ def to_labels(y: np.ndarray, n: int, path: Path) -> np.ndarray:
         )
     if not (np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_):
         raise DataError(f"{path}: array 'y' has dtype {y.dtype}; expected integer labels")
+    if len(y) and int(y.min()) < 0:
+        raise DataError(
+            f"{path}: array 'y' has negative labels (min {int(y.min())}); expected class indices "
+            "0, 1, 2, …"
+        )
     return y.astype(np.int64)
 
 

@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from vaetool.analysis.ranking import Ranking
@@ -17,6 +18,8 @@ OTHER_COLOR = "#95a5a6"
 VARIANCE_COLOR = "#2874a6"
 MAX_DPI = 150  # the PNG resolution of `mi rank --plot`
 MIN_DPI = 60  # the smallest resolution that keeps the labels legible
+MAX_BARS = 2000  # more factors are drawn as lines (bars cost a patch each)
+MAX_LABELS = 200  # influential factors labelled with their index
 
 
 # Lower panel of the pulse plot: what it shows and its axis label.
@@ -60,6 +63,15 @@ def pulse_png(
     return buffer.getvalue()
 
 
+def _bars(axes: Axes, index: np.ndarray, values: np.ndarray, color: object) -> None:
+    """Bars per factor; past MAX_BARS factors one vertical line each (one collection, so the
+    plot of 200,000 factors draws in about a second)."""
+    if len(index) <= MAX_BARS:
+        axes.bar(index, values, width=0.8, color=color)
+    else:
+        axes.vlines(index, 0, values, colors=color, linewidth=0.5)
+
+
 def _pulse_figure(ranking: Ranking, title: str | None, which: str) -> Figure:
     field, label = PULSE_VARIANCES[which]
     mi = ranking.mi.double().numpy()
@@ -68,12 +80,13 @@ def _pulse_figure(ranking: Ranking, title: str | None, which: str) -> Figure:
     index = np.arange(len(mi))
     fig = Figure(figsize=(min(max(8.0, 0.07 * len(mi)), 24.0), 5.0), layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 2))
-    top.bar(index, mi, width=0.8, color=np.where(influential, INFLUENTIAL_COLOR, OTHER_COLOR))
+    colors = np.where(influential, INFLUENTIAL_COLOR, OTHER_COLOR)
+    _bars(top, index, mi, colors)
     top.axhline(ranking.threshold, color="black", linestyle="--", linewidth=0.8)
     top.set_ylabel("I(x; z_h)  [nats]")
-    for h in index[influential]:
+    for h in index[influential][:MAX_LABELS]:
         top.annotate(str(h), (h, mi[h]), ha="center", va="bottom", fontsize=6)
-    bottom.bar(index, -variance, width=0.8, color=VARIANCE_COLOR)
+    _bars(bottom, index, -variance, VARIANCE_COLOR)
     bottom.set_ylim(-max(1.05, float(variance.max()) * 1.05), 0)
     bottom.set_ylabel(label, fontsize=8)
     bottom.set_xlabel("latent factor h")

@@ -19,6 +19,9 @@ from vaetool.analysis.ranking import Ranking
 from vaetool.analysis.traversal import FactorTraversal, PairTraversal
 from vaetool.report.figures import pulse_png
 from vaetool.report.images import (
+    BLOCK_GAP_PX,
+    LABEL_PX,
+    SEPARATOR_PX,
     decode_png,
     default_scale,
     label_strip,
@@ -27,6 +30,20 @@ from vaetool.report.images import (
 )
 
 PAIR_COLUMNS = 4  # seed grids side by side in a pair sheet
+
+
+MAX_SHEET_PIXELS = 60_000_000  # larger pictures take minutes to draw and nobody can view them
+
+
+def sheet_pixels(
+    blocks: int, rows: int, columns: int, image_hw: tuple[int, int], scale: int
+) -> int:
+    """Pixels of a sheet of ``blocks`` montages of ``rows`` × ``columns`` cells (geometry of
+    vaetool.report.images, without the optional pulse plot): what a traversal would draw."""
+    h, w = image_hw
+    block_height = LABEL_PX + rows * scale * h + (rows - 1) * SEPARATOR_PX
+    width = columns * scale * w + (columns - 1) * SEPARATOR_PX
+    return (LABEL_PX + blocks * (block_height + BLOCK_GAP_PX)) * width
 
 
 def factor_label(factor: int, mi: float | None) -> list[str]:

@@ -22,6 +22,7 @@ from vaetool.analysis.estimators import MixtureOptions, needs_posterior
 from vaetool.analysis.indicators import INFLUENTIAL_THRESHOLD_NATS
 from vaetool.analysis.qstar import QSTAR_VARIANTS, QStar, QStarAccumulator
 from vaetool.analysis.ranking import Ranking, check_estimators, rank_factors
+from vaetool.config import check_finite, check_seed
 from vaetool.errors import CheckpointError, ConfigError
 from vaetool.sidecar import FitRecord, load_sidecar, save_sidecar, sidecar_path
 from vaetool.workflows.source import Points, Progress, Source, open_source, posterior_pass
@@ -64,8 +65,12 @@ class RankRequest:
         """Option checks that need no file: fail before anything is loaded."""
         check_estimators(self.estimators)
         QSTAR_VARIANTS.get(self.variant)
-        if not self.threshold >= 0:
-            raise ConfigError(f"--threshold {self.threshold}: expected a number of nats >= 0")
+        check_finite("--threshold", self.threshold)
+        check_seed("--seed", self.mixture.seed)
+        if self.mixture.samples < 1:
+            raise ConfigError(f"--mc-samples {self.mixture.samples}: expected at least 1")
+        if self.mixture.eval_points is not None and self.mixture.eval_points < 2:
+            raise ConfigError(f"--mc-points {self.mixture.eval_points}: expected at least 2")
 
 
 @dataclass(frozen=True, eq=False)

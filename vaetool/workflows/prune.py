@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 import torch
 
@@ -36,6 +37,7 @@ from vaetool.analysis.pruning import (
 from vaetool.analysis.ranking import Ranking
 from vaetool.atomic import write_atomic
 from vaetool.checkpoint import save_checkpoint
+from vaetool.config import check_seed
 from vaetool.errors import CheckpointError, ConfigError, DataError
 from vaetool.models.slicing import slice_latents
 from vaetool.registry import Registry
@@ -43,6 +45,7 @@ from vaetool.workflows.mi import RankRequest, rank_opened
 from vaetool.workflows.source import Points, Progress, Source, open_source
 
 FIG4_IMAGES = 8  # rows of Fig. 4
+MAX_REPEATS = 100  # probe seeds: all train at once, so this bounds memory and time
 
 
 @dataclass(frozen=True)
@@ -77,8 +80,9 @@ class PruneRequest:
         specs = parse_top(self.top)
         for probe in self.probes:
             PROBES.get(probe)
-        if self.repeats < 1:
-            raise ConfigError(f"--repeats {self.repeats}: expected at least 1")
+        if not 1 <= self.repeats <= MAX_REPEATS:
+            raise ConfigError(f"--repeats {self.repeats}: expected 1 to {MAX_REPEATS}")
+        check_seed("--seed", self.seed)
         if self.compare and self.task != "reconstruct":
             raise ConfigError("--compare compares reconstruction errors: use --task reconstruct")
         if self.save is not None:
@@ -105,8 +109,25 @@ class TaskInputs:
     progress: Progress | None
 
 
-Task = Callable[[TaskInputs], "ReconstructionTable | ClassificationTable"]
+class Task(Protocol):
+    """A prune task: ``check`` fails fast on an opened source (before ranking), the call
+    computes the table."""
+
+    def check(self, source: Source, request: PruneRequest) -> None: ...
+
+    def __call__(self, inputs: TaskInputs) -> ReconstructionTable | ClassificationTable: ...
+
+
 TASKS: Registry[Task] = Registry("task", "--task")
+
+
+@dataclass(frozen=True)
+class _Task:
+    run: Callable[[TaskInputs], ReconstructionTable | ClassificationTable]
+    check: Callable[[Source, PruneRequest], None] = lambda source, request: None
+
+    def __call__(self, inputs: TaskInputs) -> ReconstructionTable | ClassificationTable:
+        return self.run(inputs)
 
 
 def prune(request: PruneRequest, progress: Progress | None = None) -> PruneResult:
@@ -114,6 +135,7 @@ def prune(request: PruneRequest, progress: Progress | None = None) -> PruneResul
     request.check()
     source = open_source(request.checkpoint, request.device)
     source.checkpoint("pruning")
+    TASKS.get(request.task).check(source, request)
     ranking = rank_opened(source, RankRequest(source.path, request.points), progress).ranking
     return prune_opened(source, request, ranking, progress)
 
@@ -130,7 +152,6 @@ def prune_opened(
     return PruneResult(table, request.task, saved, plot)
 
 
-@TASKS.register("reconstruct")
 def reconstruct(inputs: TaskInputs) -> ReconstructionTable:
     """Paper 000, Table 1: per-image SSE with the top-k factors (pruned = 0), one pass per
     order; with ``compare``, every other registered order at the same k."""
@@ -147,7 +168,6 @@ def reconstruct(inputs: TaskInputs) -> ReconstructionTable:
     return ReconstructionTable(rows, sse, mse, len(feed), compare)
 
 
-@TASKS.register("classify")
 def classify(inputs: TaskInputs) -> ClassificationTable:
     """Paper 000, Table 2: probes on the training split's codes, tested with the top-k factors;
     Fano's bound for the probes fed z ~ q(z|x) (MATH.md §5)."""
@@ -172,6 +192,16 @@ def classify(inputs: TaskInputs) -> ClassificationTable:
     return ClassificationTable(
         rows, accuracy, entropy, classes, len(train.labels), len(test.labels), fano
     )
+
+
+def _require_labels(source: Source, request: PruneRequest) -> None:
+    data = source.data(request.points.data)
+    if data.labels is None:
+        raise DataError(f"--task classify: dataset {data.spec} has no labels")
+
+
+TASKS.register("reconstruct")(_Task(reconstruct))
+TASKS.register("classify")(_Task(classify, _require_labels))
 
 
 def _codes(source: Source, points: Points, everything: bool = False) -> LabelledCodes:

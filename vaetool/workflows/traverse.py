@@ -17,7 +17,12 @@ import torch
 
 from vaetool.analysis.ranking import Ranking
 from vaetool.analysis.traversal import FactorTraversal, PairTraversal
-from vaetool.analysis.traversal_plan import DEFAULT_SEEDS, TraversalPlan, traverse_plan
+from vaetool.analysis.traversal_plan import (
+    DEFAULT_SEEDS,
+    TraversalPlan,
+    select_factors,
+    traverse_plan,
+)
 from vaetool.atomic import write_atomic
 from vaetool.checkpoint import read_info
 from vaetool.errors import ConfigError
@@ -69,7 +74,7 @@ def traverse(request: TraverseRequest, progress: Progress | None = None) -> Trav
     ranking = rank_opened(
         source, RankRequest(source.path, threshold=request.plan.threshold), progress
     ).ranking
-    traversal = traverse_opened(source, request.plan, ranking)
+    traversal = traverse_opened(source, request.plan, ranking, request.scale)
     files = _render(traversal, ranking if request.plan.by_threshold else None, request)
     for path, data in zip(paths, files, strict=True):
         write_atomic(path, data)
@@ -77,12 +82,42 @@ def traverse(request: TraverseRequest, progress: Progress | None = None) -> Trav
 
 
 def traverse_opened(
-    source: Source, plan: TraversalPlan, ranking: Ranking
+    source: Source, plan: TraversalPlan, ranking: Ranking, scale: int | None = None
 ) -> FactorTraversal | PairTraversal:
     """Encode the plan's seeds from the source's test split and decode its grid."""
-    model, _ = source.checkpoint("a traversal")
+    model, info = source.checkpoint("a traversal")
     seeds = load_seeds(source, plan.seeds, plan.seed_indices)
+    check_sheet_size(plan, ranking, len(seeds.rows), info.model.image_shape, scale)
     return traverse_plan(model, plan, seeds.mu, ranking.mi, seeds.rows)
+
+
+def check_sheet_size(
+    plan: TraversalPlan,
+    ranking: Ranking,
+    seeds: int,
+    image_shape: tuple[int, int, int],
+    scale: int | None,
+) -> None:
+    """Refuse, before decoding, a picture too large to draw or look at."""
+    from vaetool.report.images import default_scale
+    from vaetool.report.traversal_sheets import MAX_SHEET_PIXELS, PAIR_COLUMNS, sheet_pixels
+
+    _, h, w = image_shape
+    scale = scale or default_scale(h, w)
+    if plan.pair is not None:
+        per_row = min(seeds, PAIR_COLUMNS)
+        rows_of_blocks = -(-seeds // per_row)
+        pixels = sheet_pixels(rows_of_blocks, plan.steps, plan.steps * per_row, (h, w), scale)
+    else:
+        pixels = sheet_pixels(
+            len(select_factors(ranking.mi, plan)), seeds, plan.steps, (h, w), scale
+        )
+    if pixels > MAX_SHEET_PIXELS:
+        raise ConfigError(
+            f"the traversal sheet would have {pixels / 1e6:.0f} megapixels (at most "
+            f"{MAX_SHEET_PIXELS / 1e6:.0f}); show fewer factors (--top), seeds (--seeds), "
+            "steps (--steps) or a smaller --scale"
+        )
 
 
 def load_seeds(source: Source, count: int | None = None, indices: Sequence[int] = ()) -> Seeds:
