@@ -73,10 +73,13 @@ def _kind(path: Path) -> str:
 
 
 def _write_through(path: Path, data: bytes) -> None:
-    with open(path, "wb", buffering=0) as handle:
-        view = memoryview(data)
-        while view:
-            view = view[handle.write(view) or 0 :]
+    try:
+        with open(path, "wb", buffering=0) as handle:
+            view = memoryview(data)
+            while view:
+                view = view[handle.write(view) or 0 :]
+    except OSError as err:
+        raise VaetoolError(f"{path}: cannot write ({err.strerror or err})") from None
 
 
 def _replace(target: Path, data: bytes, shown: Path) -> None:

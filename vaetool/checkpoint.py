@@ -20,6 +20,7 @@ from vaetool import __version__
 from vaetool.analysis.posterior_checks import all_finite
 from vaetool.atomic import write_atomic
 from vaetool.config import DataConfig, ModelConfig, TrainConfig
+from vaetool.device import check_bytes
 from vaetool.errors import CheckpointError, VaetoolError
 from vaetool.models import VAE, build_model
 
@@ -76,8 +77,12 @@ def load_checkpoint(
     target = Path(path)
     info = _parse_document(target, _read_metadata(target))
     try:
+        with torch.device("meta"):  # shapes only: no memory, so a huge config is caught first
+            skeleton = build_model(info.model)
+        nbytes = sum(p.numel() * p.element_size() for p in skeleton.parameters())
+        check_bytes(nbytes, torch.device("cpu"), f"{target}: its model config")
         model = build_model(info.model)
-    except (VaetoolError, ValueError) as err:
+    except (VaetoolError, ValueError, TypeError, RuntimeError) as err:
         raise CheckpointError(f"{target}: its model config cannot be built ({err})") from None
     tensors = _read_tensors(target)
     _check_tensors(target, tensors, model.state_dict())

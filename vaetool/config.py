@@ -38,9 +38,31 @@ def check_finite(option: str, value: float, *, positive: bool = False) -> None:
         raise ConfigError(f"{option} {value}: expected {what}")
 
 
+def _type_ok(value: Any, hint: str) -> bool:
+    """Whether ``value`` fits a field's annotation (the few forms configs use)."""
+    if hint.endswith(" | None"):
+        return value is None or _type_ok(value, hint.removesuffix(" | None"))
+    if hint.startswith("tuple["):
+        inner = hint[len("tuple[") : -1].split(", ")[0]
+        return isinstance(value, tuple) and all(_type_ok(v, inner) for v in value)
+    if hint == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, str) if hint == "str" else True
+
+
 class _DictConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)  # type: ignore[call-overload]
+
+    def _check_types(self) -> None:
+        """ConfigError naming the first field whose value does not fit its annotation (a config
+        read from a file is checked before anything is built from it)."""
+        for item in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, item.name)
+            if not _type_ok(value, str(item.type)):
+                raise ConfigError(f"{item.name} {value!r}: expected {item.type}")
 
     @classmethod
     def from_dict(cls: type[C], raw: dict[str, Any]) -> C:
@@ -65,6 +87,7 @@ class ModelConfig(_DictConfig):
     hidden: int = 256  # width of the fully connected layer (paper 000: FC 256)
 
     def __post_init__(self) -> None:
+        self._check_types()
         if self.latents < 1:
             raise ConfigError(f"--latents {self.latents}: expected a positive integer")
         check_finite("--sigma2", self.sigma2, positive=True)
@@ -84,7 +107,10 @@ class DataConfig(_DictConfig):
     subset: int | None = None  # a seeded sample of this many images, or all
 
     def __post_init__(self) -> None:
+        self._check_types()
         check_seed("--split-seed", self.split_seed)
+        if self.subset is not None and self.subset < 1:
+            raise ConfigError(f"--subset {self.subset}: expected a positive number of images")
 
 
 @dataclass(frozen=True)
@@ -100,6 +126,7 @@ class TrainConfig(_DictConfig):
     keep: str = "last"  # which weights the checkpoint holds: the last epoch's or the best val ELBO
 
     def __post_init__(self) -> None:
+        self._check_types()
         if self.keep not in KEEP_CHOICES:
             raise ConfigError(f"--keep {self.keep!r}: expected one of {', '.join(KEEP_CHOICES)}")
         if self.epochs < 1:

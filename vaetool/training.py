@@ -94,7 +94,7 @@ def train(
     describe = partial(_describe, model_config, data_config, train_config, split, target)
     try:
         history = fit(model, feeds[0], feeds[1], train_config, on_batch, on_epoch)
-    except TrainingStopped as stop:
+    except (Diverged, Interrupted) as stop:
         if stop.last_finite is not None:
             model.load_state_dict(stop.last_finite)
             status = "diverged" if isinstance(stop, Diverged) else "interrupted"
@@ -202,13 +202,16 @@ class Diverged(TrainingStopped, VaetoolError):
         self.history, self.last_finite, self.epoch = history, last, epoch
 
 
-class Interrupted(TrainingStopped, KeyboardInterrupt):
-    """Ctrl-C during training; the CLI exits 130 with this message."""
+class Interrupted(TrainingStopped, VaetoolError):
+    """Ctrl-C during training (the KeyboardInterrupt, turned into an error that says what was
+    kept); the CLI prints it and exits 130."""
+
+    exit_code = 130
 
     def __init__(
         self, message: str, history: list[EpochRecord], last: dict | None, epoch: int
     ) -> None:
-        KeyboardInterrupt.__init__(self, message)
+        VaetoolError.__init__(self, message)
         self.history, self.last_finite, self.epoch = history, last, epoch
 
 
@@ -246,7 +249,7 @@ def fit(
             message = _diverged_message(epoch, bad.batch, config, lr)
             raise Diverged(message, history, last, epoch) from None
         except KeyboardInterrupt:
-            raise Interrupted(f"interrupted in epoch {epoch}", history, last, epoch) from None
+            raise Interrupted(f"stopped by Ctrl-C in epoch {epoch}", history, last, epoch) from None
         if not math.isfinite(val_means["elbo"]):
             raise Diverged(_diverged_message(epoch, None, config, lr), history, last, epoch)
         seconds = time.perf_counter() - start

@@ -52,7 +52,8 @@ def test_linear_gaussian_recovers_true_information(a: float, s: float) -> None:
     within = a * a * (a * a / 2 + s * s) / (a * a + s * s) ** 2
     assert est.mi_stderr.item() == pytest.approx(math.sqrt(within / 8000), rel=0.1)
     assert est.mi_joint_stderr == pytest.approx(est.mi_stderr.item(), rel=1e-9)
-    assert abs(est.tc) < 1e-9  # one factor: joint and per-factor are the same quantity
+    # one factor: the per-factor (elementwise) and joint (GEMM) paths compute the same quantity
+    assert abs(est.tc) < 1e-9
     assert (est.n, est.eval_points, est.samples) == (N_GRID, N_GRID, SAMPLES)
     assert est.eval_points_requested == N_GRID and not est.shrunk
     assert est.mi.dtype == F64 and est.mi.shape == (1,)

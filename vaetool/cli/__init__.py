@@ -67,16 +67,19 @@ def main(argv: list[str] | None = None) -> int:
     except _usage_errors() as usage:
         usage.show()
         return usage.exit_code
-    except (KeyboardInterrupt, typer.Abort) as stop:
-        _say(f"interrupted: {stop.args[0]}" if stop.args and stop.args[0] else "interrupted")
+    except (KeyboardInterrupt, typer.Abort):
+        _say("interrupted")
         return 130
     except VaetoolError as error:
-        _say(f"error: {error}")
-        return 1
+        code = getattr(error, "exit_code", 1)  # 130: a training run stopped by Ctrl-C
+        _say(f"{'interrupted' if code == 130 else 'error'}: {error}")
+        return code
     except OSError as error:  # a disk full or a permission problem outside our checks
         where = f" ({error.filename})" if error.filename else ""
         _say(f"error: {error.strerror or error}{where}")
         return 1
+    if result == 130:  # typer returns 130 for a Ctrl-C it caught itself
+        _say("interrupted")
     return result if isinstance(result, int) else 0
 
 

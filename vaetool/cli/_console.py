@@ -44,9 +44,21 @@ def progress_bar(*extra: ProgressColumn) -> Progress:
 
 
 @contextmanager
-def stages() -> Iterator[Callable[[str, int, int | None], None]]:
+def stages(log_when_piped: bool = False) -> Iterator[Callable[[str, int, int | None], None]]:
     """A workflow progress callback ``(stage, done, total)``: one bar per named stage (with the
-    estimated time left), so the display always says what is running."""
+    estimated time left) on a terminal, so the display always says what is running. Elsewhere
+    nothing, or with ``log_when_piped`` one line per stage as it starts (a long command in a
+    log or a CI job still shows where it is)."""
+    if log_when_piped and not err.is_terminal:
+        seen: set[str] = set()
+
+        def log(stage: str, done: int, total: int | None) -> None:
+            if stage not in seen:
+                seen.add(stage)
+                note(f"{stage} …")
+
+        yield log
+        return
     with progress_bar(TimeRemainingColumn()) as bar:
         yield stage_callback(bar)
 

@@ -7,7 +7,10 @@ from vaetool.cli._render import check_format, emit_frame, emit_text
 
 
 def info(checkpoint: CheckpointArg, fmt: FormatOpt = "table", output: OutputOpt = None) -> None:
-    """Print a checkpoint's config: model, data, training and summary (no weights are loaded)."""
+    """Print a checkpoint's config: model, data, training and summary (no weights are loaded).
+
+    Example: vaetool info runs/mnist/model.safetensors --format json
+    """
     import json
 
     from vaetool.report.info import info_frame

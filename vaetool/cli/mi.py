@@ -50,7 +50,10 @@ def fit(
     variant: VariantOpt = "zero_mean",
     device: DeviceOpt = "auto",
 ) -> None:
-    """Fit q*(z) in one encoder pass and store it beside the input (.qstar.safetensors)."""
+    """Fit q*(z) in one encoder pass and store it beside the input (.qstar.safetensors).
+
+    Example: vaetool mi fit runs/mnist/model.safetensors
+    """
     from vaetool.workflows import FitRequest, Points, fit
 
     request = FitRequest(source, Points(data, split, samples), variant, device)
@@ -87,7 +90,9 @@ def rank(
     rows: Annotated[
         int, typer.Option(help="Table format: rows shown (csv, json: every factor).")
     ] = DEFAULT_ROWS,
-    plot: Annotated[Path | None, typer.Option(help="Write the pulse plot (PNG) here.")] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="Write the pulse plot here (.png, .pdf or .svg).")
+    ] = None,
     pulse_variance: Annotated[
         str, typer.Option(help="Pulse plot's lower panel: aggregate (s²_h) or posterior (E σ²).")
     ] = "aggregate",
@@ -95,11 +100,18 @@ def rank(
     output: OutputOpt = None,
     device: DeviceOpt = "auto",
 ) -> None:
-    """Rank latent factors by the information they carry about the data."""
+    """Rank latent factors by the information they carry about the data (docs/mi.md).
+
+    Example: vaetool mi rank runs/mnist/model.safetensors --estimator qstar,mixture
+    """
     from vaetool.analysis.estimators import MixtureOptions
     from vaetool.workflows import Points, RankRequest, rank
 
     check_format(fmt)
+    if plot is not None:
+        from vaetool.report.figures import figure_format
+
+        figure_format(plot)
     if rows < 1:
         raise typer.BadParameter(f"{rows}: expected at least 1", param_hint="--rows")
     request = RankRequest(

@@ -58,7 +58,10 @@ def prune(
     device: DeviceOpt = "auto",
     force: ForceOpt = False,
 ) -> None:
-    """Keep the top-k factors by information: what reconstruction and classification cost."""
+    """Keep the top-k factors by information: what reconstruction and classification cost.
+
+    Example: vaetool prune runs/mnist/model.safetensors --compare --plot fig4.png
+    """
     from vaetool.workflows import Points, PruneRequest, prune
 
     check_format(fmt)

@@ -19,9 +19,12 @@ def report(
     device: DeviceOpt = "auto",
     force: ForceOpt = False,
 ) -> None:
-    """Write DIR/index.html: summary, ranking, pulse plot, prune tables, traversals."""
+    """Write DIR/index.html: summary, ranking, pulse plot, prune tables, traversals.
+
+    Example: vaetool report runs/mnist/model.safetensors --out runs/mnist/report
+    """
     from vaetool.workflows import ReportRequest, build_report
 
-    with _console.stages() as progress:
+    with _console.stages(log_when_piped=True) as progress:
         page = build_report(ReportRequest(checkpoint, out, force, device), progress)
     _console.result_line(str(page))

@@ -56,7 +56,10 @@ def train(
     ] = Path("vaetool-run"),
     force: ForceOpt = False,
 ) -> None:
-    """Train a β-VAE with the papers' architecture for the data's image shape."""
+    """Train a β-VAE with the papers' architecture for the data's image shape.
+
+    Example: vaetool train --data mnist5k --epochs 20 --batch-size 25 --out runs/mnist
+    """
     from vaetool.config import DataConfig, TrainConfig
     from vaetool.workflows import TrainRequest, train_run
 
@@ -86,7 +89,10 @@ def quickstart(
     device: DeviceOpt = "auto",
     force: ForceOpt = False,
 ) -> None:
-    """Train on the embedded MNIST digits; rank the factors, prune, traverse, write a report."""
+    """Train on the embedded MNIST digits; rank the factors, prune, traverse, write a report.
+
+    Example: vaetool quickstart --out my-first-run
+    """
     from vaetool.cli.mi import emit_ranking
     from vaetool.cli.prune import emit_prune
     from vaetool.workflows import QuickstartRequest, quickstart

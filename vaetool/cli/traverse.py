@@ -60,7 +60,10 @@ def traverse(
     force: ForceOpt = False,
     device: DeviceOpt = "auto",
 ) -> None:
-    """Traversal montages of latent factors, ordered by information (MATH.md §6)."""
+    """Traversal montages of latent factors, ordered by information (docs/math.md §6).
+
+    Example: vaetool traverse runs/mnist/model.safetensors --top 5 --gif
+    """
     from vaetool.analysis.traversal_plan import TraversalPlan
     from vaetool.workflows import TraverseRequest, traverse
 

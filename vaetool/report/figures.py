@@ -29,11 +29,25 @@ PULSE_VARIANCES = {
 }
 
 
+FIGURE_FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}  # suffix -> matplotlib format
+
+
+def figure_format(path: str | Path) -> str:
+    """The format a figure file's suffix asks for; ConfigError for any other suffix."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FIGURE_FORMATS:
+        raise ConfigError(
+            f"--plot {path}: expected a file name ending in {', '.join(FIGURE_FORMATS)}"
+        )
+    return FIGURE_FORMATS[suffix]
+
+
 def pulse_plot(
     ranking: Ranking, path: str | Path, title: str | None = None, variance: str = "aggregate"
 ) -> Path:
-    """Write :func:`pulse_png` to ``path`` atomically (150 dpi); returns ``path``."""
-    return write_atomic(path, pulse_png(ranking, title, variance=variance))
+    """Write the pulse plot to ``path`` atomically in the format its suffix names (PNG at
+    150 dpi, or PDF / SVG); returns ``path``."""
+    return write_atomic(path, pulse_png(ranking, title, variance=variance, fmt=figure_format(path)))
 
 
 def pulse_png(
@@ -41,8 +55,10 @@ def pulse_png(
     title: str | None = None,
     width_px: int | None = None,
     variance: str = "aggregate",
+    fmt: str = "png",
 ) -> bytes:
-    """Paper 000, Fig. 1 as PNG bytes (RGBA): I_h bars up, a variance per factor bars down.
+    """Paper 000, Fig. 1 as PNG bytes (RGBA; ``fmt`` "pdf" or "svg" for those): I_h bars up, a
+    variance per factor bars down.
 
     Influential factors (I_h above the threshold, dashed line) are drawn in red and labelled
     with their index. The lower panel shows, as the paper does, the aggregate variance s²_h of
@@ -59,7 +75,7 @@ def pulse_png(
     if width_px is not None:
         dpi = min(max(width_px / fig.get_figwidth(), MIN_DPI), MAX_DPI)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
+    fig.savefig(buffer, format=fmt, dpi=dpi)
     return buffer.getvalue()
 
 

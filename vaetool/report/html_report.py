@@ -13,8 +13,13 @@ from vaetool.analysis.pruning import KEEP_RULE, ClassificationTable, Reconstruct
 from vaetool.analysis.ranking import Ranking
 from vaetool.checkpoint import CheckpointInfo
 from vaetool.report.html import ReportPage, Section, render_page
-from vaetool.report.mi_tables import ranking_frame, summary_rows, summary_warnings
-from vaetool.report.prune_tables import prune_frame
+from vaetool.report.mi_tables import (
+    TABLE_HEADERS,
+    ranking_frame,
+    summary_rows,
+    summary_warnings,
+)
+from vaetool.report.prune_tables import display_frame, prune_frame
 
 
 def report_page(
@@ -26,14 +31,32 @@ def report_page(
 ) -> str:
     """The whole page as HTML: summary (labelled), flags, ranking, prune tables, traversals."""
     shown = dict(summary_rows(summary))
+    warnings = summary_warnings(summary)
+    if summary.get("n_influential") == 0:
+        warnings.insert(0, COLLAPSE_WARNING)
     page = ReportPage(
-        f"vaetool report: {checkpoint.name}",
+        f"vaetool report: {run_name(checkpoint)}",
         _subtitle(info),
         shown,
         tuple(_sections(ranking, tables)),
-        warnings=tuple(summary_warnings(summary)),
+        warnings=tuple(warnings),
     )
     return render_page(page)
+
+
+COLLAPSE_WARNING = (
+    "no factor carries more than 0.5 nats: the model is in posterior collapse (the decoder "
+    "ignores the code), so the tables and traversals below show noise; see docs/training.md"
+)
+
+
+def run_name(checkpoint: Path) -> str:
+    """``runs/mnist/model.safetensors`` -> ``mnist``; a file named otherwise keeps its stem."""
+    if checkpoint.name == "model.safetensors" and checkpoint.parent.name:
+        return checkpoint.parent.name
+    return (
+        f"{checkpoint.parent.name}/{checkpoint.stem}" if checkpoint.parent.name else checkpoint.stem
+    )
 
 
 def _sections(
@@ -43,7 +66,7 @@ def _sections(
         Section(
             "Factors ranked by I(x; z_h)",
             _RANK_NOTE,
-            ranking_frame(ranking),
+            ranking_frame(ranking).rename(columns=TABLE_HEADERS),
             "ranking",
             "pulse.png",
             "pulse plot",
@@ -56,7 +79,7 @@ def _sections(
                 Section(
                     "Classification with the top-k factors (paper 000, Table 2)",
                     _CLASSIFY_NOTE,
-                    prune_frame(table),
+                    display_frame(prune_frame(table)),
                     "classify",
                 )
             )
@@ -65,7 +88,7 @@ def _sections(
                 Section(
                     "Reconstruction with the top-k factors (paper 000, Table 1 and Fig. 4)",
                     _PRUNE_NOTE,
-                    prune_frame(table),
+                    display_frame(prune_frame(table)),
                     "prune",
                     "reconstructions.png",
                     "Fig. 4",
@@ -97,8 +120,8 @@ _RANK_NOTE = (
     "aggregate variance s²_h of q* (the paper's σ²_{z_h}) down."
 )
 _PRUNE_NOTE = (
-    "Pruned factors are set to 0 before decoding. sse is the per-image sum of squared errors on "
-    "[0, 1] pixels; each sse_<order> column keeps factors in another order at the same k "
+    "Pruned factors are set to 0 before decoding. SSE / image is the sum of squared errors on "
+    "[0, 1] pixels per image; each sse_<order> column keeps factors in another order at the same k "
     "(aggregate_variance: s²_h largest first, PCA's rule; posterior_variance: mean σ²_h "
     f"smallest first; var_mu: active units; kl: KLprior_h; random: chance). {KEEP_RULE}."
 )

@@ -75,6 +75,25 @@ def label_strip(texts: str | Sequence[str], width: int, channels: int = 1) -> np
     return np.repeat(strip, channels, axis=2)
 
 
+def column_labels(
+    labels: Sequence[str], cell_width: int, sep: int = SEPARATOR_PX, channels: int = 1
+) -> np.ndarray:
+    """A (LABEL_PX, K·cell_width + (K−1)·sep, channels) uint8 strip with label k centred over
+    column k of a montage (text wider than a column is clipped to it)."""
+    font = ImageFont.load_default()
+    width = len(labels) * (cell_width + sep) - sep
+    canvas = Image.new("L", (max(1, width), LABEL_PX), PAGE_GRAY)
+    for k, text in enumerate(labels):
+        left = k * (cell_width + sep)
+        cell = Image.new("L", (cell_width, LABEL_PX), PAGE_GRAY)
+        cell_draw = ImageDraw.Draw(cell)
+        offset = max(0, (cell_width - int(cell_draw.textlength(text, font=font))) // 2)
+        cell_draw.text((offset, 1), text, fill=TEXT_GRAY, font=font)
+        canvas.paste(cell, (left, 0))
+    strip = np.asarray(canvas, dtype=np.uint8)[:, :, None]
+    return np.repeat(strip, channels, axis=2)
+
+
 def labelled_block(
     cells: np.ndarray, label: str | Sequence[str], scale: int = 1, sep: int = SEPARATOR_PX
 ) -> np.ndarray:

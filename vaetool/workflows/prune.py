@@ -35,7 +35,7 @@ from vaetool.analysis.pruning import (
     reconstruction_grid,
 )
 from vaetool.analysis.ranking import Ranking
-from vaetool.atomic import write_atomic
+from vaetool.atomic import is_special, write_atomic
 from vaetool.checkpoint import save_checkpoint
 from vaetool.config import check_seed
 from vaetool.errors import CheckpointError, ConfigError, DataError
@@ -89,7 +89,12 @@ class PruneRequest:
             _check_save(self, len(specs))
         if self.plot is not None and self.plot.suffix.lower() != ".png":
             raise ConfigError(f"--plot {self.plot}: expected a file name ending in .png")
-        if self.plot is not None and self.plot.exists() and not self.force:
+        if (
+            self.plot is not None
+            and self.plot.exists()
+            and not self.force
+            and not is_special(self.plot)
+        ):
             raise ConfigError(f"--plot {self.plot}: exists; pass --force to overwrite it")
 
 
@@ -227,7 +232,7 @@ def _check_save(request: PruneRequest, rows: int) -> None:
     assert save is not None
     if rows != 1:
         raise ConfigError("--save keeps one model: give a single --top (e.g. --top 10%)")
-    if save.exists() and save.resolve() == request.checkpoint.resolve():
+    if save.exists() and request.checkpoint.exists() and save.samefile(request.checkpoint):
         raise CheckpointError(f"--save {save}: is the input checkpoint; choose another file")
     if save.exists() and not request.force:
         raise CheckpointError(f"--save {save}: exists; pass --force to overwrite it")

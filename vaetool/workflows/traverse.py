@@ -23,7 +23,7 @@ from vaetool.analysis.traversal_plan import (
     select_factors,
     traverse_plan,
 )
-from vaetool.atomic import write_atomic
+from vaetool.atomic import is_special, write_atomic
 from vaetool.checkpoint import read_info
 from vaetool.errors import ConfigError
 from vaetool.workflows.mi import RankRequest, rank_opened
@@ -182,7 +182,7 @@ def _check_writable(path: Path, force: bool) -> None:
         raise ConfigError(f"--out {path}: folder {folder} does not exist; create it first")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ConfigError(f"--out {path}: folder {folder} is not writable")
-    if path.exists() and not force:
+    if path.exists() and not force and not is_special(path):
         raise ConfigError(f"{path} exists; pass --force to overwrite it or choose another --out")
 
 
