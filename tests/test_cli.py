@@ -24,7 +24,9 @@ def test_help_lists_commands_without_importing_torch() -> None:
 def test_train_writes_checkpoint_and_history(trained_run: Path) -> None:
     assert (trained_run / "model.safetensors").is_file()
     lines = (trained_run / "history.csv").read_text().splitlines()
-    assert lines[0].startswith("epoch,train_loss,train_recon,train_kl,train_elbo,val_recon")
+    assert lines[0].startswith(
+        "epoch,train_loss,train_recon,train_kl,train_elbo,val_loss,val_recon"
+    )
     assert len(lines) == 4  # header + 3 epochs
 
 

@@ -19,7 +19,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 import vaetool
-from vaetool.config import DataConfig, TrainConfig
+from vaetool.config import DataConfig, ModelChoice, TrainConfig
 from vaetool.errors import VaetoolError
 
 TINY = ["--subset", "500", "--latents", "4", "--device", "cpu"]
@@ -102,7 +102,7 @@ def test_a_checkpoint_appearing_during_training_is_not_overwritten(tmp_path: Pat
     def intruder(record) -> None:
         (out / "model.safetensors").write_bytes(b"someone else's")
 
-    request = TrainRequest(out, DataConfig(subset=500), TrainConfig(epochs=1), latents=4,
+    request = TrainRequest(out, DataConfig(subset=500), TrainConfig(epochs=1), ModelChoice(4),
                            device="cpu")  # fmt: skip
     with pytest.raises(VaetoolError, match="appeared while training"):
         train_run(request, on_epoch=intruder)
@@ -147,7 +147,7 @@ def test_divergence_keeps_the_last_finite_epoch_as_partial(tmp_path: Path) -> No
         if record.epoch == 1:
             model_holder["hook"] = True
 
-    request = TrainRequest(out, DataConfig(subset=500), TrainConfig(epochs=3), latents=4,
+    request = TrainRequest(out, DataConfig(subset=500), TrainConfig(epochs=3), ModelChoice(4),
                            device="cpu")  # fmt: skip
     original = torch.optim.Adam.step
 
@@ -197,7 +197,7 @@ def _rewrite(checkpoint: Path, path: Path, change) -> Path:
 
 def test_non_finite_or_integer_weights_are_refused(checkpoint: Path, tmp_path: Path, fails) -> None:
     def nan(t):
-        t["decoder.input.weight"][0, 0] = float("nan")
+        t["model.decoder.input.weight"][0, 0] = float("nan")
 
     bad = _rewrite(checkpoint, tmp_path / "nan.safetensors", nan)
     for command in (["mi", "rank"], ["prune"], ["traverse"]):
@@ -205,7 +205,7 @@ def test_non_finite_or_integer_weights_are_refused(checkpoint: Path, tmp_path: P
         assert "'decoder.input.weight'" in err and "NaN or inf" in err
 
     def ints(t):
-        t["encoder.head.weight"] = t["encoder.head.weight"].to(torch.int32)
+        t["model.encoder.head.weight"] = t["model.encoder.head.weight"].to(torch.int32)
 
     bad = _rewrite(checkpoint, tmp_path / "int.safetensors", ints)
     err = fails("mi", "rank", str(bad), "--device", "cpu")

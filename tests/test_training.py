@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vaetool.config import DataConfig, TrainConfig
+from vaetool.config import DataConfig, ModelChoice, TrainConfig
 from vaetool.data import load_dataset
 from vaetool.data.feed import DeviceFeed
 from vaetool.training import train
@@ -15,12 +15,12 @@ DATA = DataConfig("mnist5k", subset=600)
 
 
 def _run(seed: int = 0, epochs: int = 3):
-    return train(DATA, TrainConfig(epochs=epochs, seed=seed), latents=8, device="cpu")
+    return train(DATA, TrainConfig(epochs=epochs, seed=seed), ModelChoice(latents=8), device="cpu")
 
 
 def test_a_few_epochs_lower_the_loss() -> None:
     history = _run().history
-    assert history[-1].train_loss < history[0].train_loss
+    assert history[-1].train["loss"] < history[0].train["loss"]
     assert history[-1].val_elbo > history[0].val_elbo
 
 
@@ -30,9 +30,9 @@ def test_fixed_seed_repeats_exactly_on_cpu() -> None:
         first.model.state_dict().items(), second.model.state_dict().items(), strict=False
     ):
         assert torch.equal(a, b), k
-    assert first.history[0].train_loss == second.history[0].train_loss
+    assert first.history[0].train["loss"] == second.history[0].train["loss"]
     other = _run(seed=1, epochs=1)
-    assert other.history[0].train_loss != first.history[0].train_loss
+    assert other.history[0].train["loss"] != first.history[0].train["loss"]
 
 
 def test_resident_feed_equals_streamed_feed() -> None:
@@ -60,12 +60,12 @@ def test_keep_best_saves_the_best_validation_epoch(tmp_path) -> None:
     from vaetool.workflows import TrainRequest, train_run
 
     config = TrainConfig(epochs=4, seed=3, keep="best", lr=3e-3)
-    best = train_run(TrainRequest(tmp_path / "best", DATA, config, latents=8, device="cpu"))
+    best = train_run(TrainRequest(tmp_path / "best", DATA, config, ModelChoice(8), device="cpu"))
     elbos = [r.val_elbo for r in best.result.history]
     kept = best.result.kept_epoch
     assert kept == elbos.index(max(elbos)) + 1
     short = TrainConfig(epochs=kept, seed=3, lr=3e-3)
-    last = train_run(TrainRequest(tmp_path / "last", DATA, short, latents=8, device="cpu"))
+    last = train_run(TrainRequest(tmp_path / "last", DATA, short, ModelChoice(8), device="cpu"))
     for (k, a), (_, b) in zip(
         best.result.model.state_dict().items(), last.result.model.state_dict().items(), strict=True
     ):
@@ -82,7 +82,7 @@ def test_history_is_written_as_each_epoch_ends(tmp_path) -> None:
     def on_epoch(record) -> None:
         seen.append(len(path.read_text().splitlines()))  # header + epochs so far
 
-    train_run(TrainRequest(tmp_path / "run", DATA, TrainConfig(epochs=3), latents=4,
+    train_run(TrainRequest(tmp_path / "run", DATA, TrainConfig(epochs=3), ModelChoice(4),
                            device="cpu"), on_epoch=on_epoch)  # fmt: skip
     assert seen == [2, 3, 4]
 
@@ -92,13 +92,15 @@ def test_beta_vae_loss_terms_match_a_hand_computation() -> None:
     recomputed in float64 from the model's own outputs and the same reparameterisation noise."""
     from vaetool.config import ModelConfig
     from vaetool.models import build_model
-    from vaetool.objectives import OBJECTIVES
+    from vaetool.objectives import TrainContext, build_objective
 
     torch.manual_seed(0)
     model = build_model(ModelConfig("mlp", (1, 3, 2), latents=3)).double()
     x = torch.rand(5, 1, 3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    context = TrainContext(5, 1, 1e-3, torch.device("cpu"))
+    objective = build_objective("beta_vae", {"beta": 2.5}, model, context)
     torch.manual_seed(7)
-    terms = OBJECTIVES.get("beta_vae")(model, x, 2.5).detached()
+    terms = {k: float(v) for k, v in objective.eval_terms(x).items()}
     with torch.no_grad():
         mu, lv = model.encode(x)
         torch.manual_seed(7)

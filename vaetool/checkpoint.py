@@ -3,6 +3,11 @@
 The metadata key ``vaetool`` holds a JSON document with the model, data and training configs, the
 vaetool version and a training summary: enough to rebuild the model with no other file. Loading
 never unpickles anything (safetensors stores raw tensors) and is strict about weight names/shapes.
+
+Format 2 namespaces the tensors: ``model.*`` (the VAE), ``objective.*`` (an objective's own
+modules: FactorVAE's discriminator …), and in a resumable run state (vaetool.run_state) also
+``optim.*`` and ``rng.*``. Format 1 (the first release: unprefixed VAE tensors, ``train.beta``) is
+read and migrated; a newer format is refused with a line saying to upgrade vaetool.
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ from vaetool.models import VAE, build_model
 
 METADATA_KEY = "vaetool"
 FORMAT = "vaetool.vae"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+MODEL_PREFIX = "model."
+OBJECTIVE_PREFIX = "objective."
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,7 @@ class CheckpointInfo:
     summary: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. pruning provenance
     version: str = __version__
+    format_version: int = FORMAT_VERSION  # as read (1: migrated from the first release)
 
     def to_document(self) -> dict[str, Any]:
         return {
@@ -54,15 +62,33 @@ class CheckpointInfo:
 
 
 def save_checkpoint(
-    path: str | Path, model: VAE, info: CheckpointInfo, *, overwrite: bool = False
+    path: str | Path,
+    model: VAE,
+    info: CheckpointInfo,
+    *,
+    objective: torch.nn.Module | None = None,
+    overwrite: bool = False,
 ) -> Path:
-    """Write ``model``'s weights and ``info`` atomically to ``path`` (.safetensors)."""
+    """Write ``model``'s weights (``model.*``), the objective's own modules (``objective.*``)
+    and ``info`` atomically to ``path`` (.safetensors)."""
     target = Path(path)
     if target.exists() and not overwrite:
         raise CheckpointError(f"{target} exists; pass --force to overwrite it")
-    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-    metadata = {METADATA_KEY: json.dumps(info.to_document())}
-    return write_atomic(target, safetensors_bytes(tensors, metadata=metadata))
+    tensors = prefixed(MODEL_PREFIX, model.state_dict())
+    if objective is not None:
+        tensors.update(prefixed(OBJECTIVE_PREFIX, objective.state_dict()))
+    return write_state(target, tensors, info.to_document())
+
+
+def prefixed(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """CPU, contiguous copies of ``state`` with names ``prefix + name``."""
+    return {prefix + k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
+
+
+def write_state(path: Path, tensors: dict[str, torch.Tensor], document: dict[str, Any]) -> Path:
+    """Tensors and a JSON document as one safetensors file, written atomically."""
+    metadata = {METADATA_KEY: json.dumps(document)}
+    return write_atomic(path, safetensors_bytes(tensors, metadata=metadata))
 
 
 def read_info(path: str | Path) -> CheckpointInfo:
@@ -84,7 +110,7 @@ def load_checkpoint(
         model = build_model(info.model)
     except (VaetoolError, ValueError, TypeError, RuntimeError) as err:
         raise CheckpointError(f"{target}: its model config cannot be built ({err})") from None
-    tensors = _read_tensors(target)
+    tensors = model_tensors(read_tensors(target), info)
     _check_tensors(target, tensors, model.state_dict())
     try:
         model.load_state_dict(tensors, strict=True)
@@ -138,7 +164,18 @@ def _check_tensors(
             )
 
 
-def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+def model_tensors(
+    tensors: dict[str, torch.Tensor], info: CheckpointInfo
+) -> dict[str, torch.Tensor]:
+    """The VAE's tensors, unprefixed (format 1 stored only those, without a prefix); the
+    objective's and a run state's tensors are left out: analysis needs only the model."""
+    if info.format_version == 1:
+        return tensors
+    n = len(MODEL_PREFIX)
+    return {k[n:]: v for k, v in tensors.items() if k.startswith(MODEL_PREFIX)}
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         with safe_open(str(path), framework="pt") as handle:
             return {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
@@ -155,18 +192,41 @@ def _parse_document(path: Path, metadata: dict[str, str]) -> CheckpointInfo:
         )
     try:
         doc = json.loads(raw)
-        if doc.get("format") != FORMAT:
-            raise ValueError(f"format {doc.get('format')!r}")
-        return CheckpointInfo(
-            model=ModelConfig.from_dict(doc["model"]),
-            data=DataConfig.from_dict(doc["data"]),
-            train=TrainConfig.from_dict(doc["train"]),
-            summary=dict(doc.get("summary", {})),
-            extra=dict(doc.get("extra", {})),
-            version=str(doc.get("vaetool_version", "unknown")),
-        )
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise ValueError(f"format {doc.get('format') if isinstance(doc, dict) else doc!r}")
+        version = doc.get("format_version", 1)
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise ValueError(f"format_version {version!r}")
+        if version > FORMAT_VERSION:
+            raise CheckpointError(
+                f"{path}: written by a newer vaetool (format {version}; this vaetool reads up to "
+                f"{FORMAT_VERSION}, vaetool {__version__}); upgrade vaetool to read it"
+            )
+        return _info(doc, version)
+    except CheckpointError:
+        raise
     except (ValueError, KeyError, TypeError, AttributeError, VaetoolError) as err:
         raise CheckpointError(f"{path}: unreadable vaetool metadata ({_short(err)})") from None
+
+
+def _info(doc: dict[str, Any], version: int) -> CheckpointInfo:
+    """The configs of a document, format 1 migrated (its ``train.beta`` becomes the β-VAE
+    objective's option); every field checked by the config classes."""
+    train = dict(doc["train"])
+    if version == 1:
+        train["options"] = {"beta": train.pop("beta", 1.0)}
+    for key in ("summary", "extra"):
+        if not isinstance(doc.get(key, {}), dict):
+            raise ValueError(f"{key} is not a mapping")
+    return CheckpointInfo(
+        model=ModelConfig.from_dict(doc["model"]),
+        data=DataConfig.from_dict(doc["data"]),
+        train=TrainConfig.from_dict(train),
+        summary=dict(doc.get("summary", {})),
+        extra=dict(doc.get("extra", {})),
+        version=str(doc.get("vaetool_version", "unknown")),
+        format_version=version,
+    )
 
 
 def _short(err: BaseException) -> str:

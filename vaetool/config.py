@@ -7,7 +7,7 @@ metadata alone rebuilds the model, and reloads the data and split it was trained
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
 from vaetool.errors import ConfigError
@@ -17,7 +17,10 @@ C = TypeVar("C", bound="_DictConfig")
 # Registry names the CLI offers without importing torch; tests check they match the registries.
 ARCHITECTURE_NAMES = ("conv28", "conv32", "conv64", "mlp")
 LIKELIHOOD_NAMES = ("bernoulli", "gaussian")
-OBJECTIVE_NAMES = ("beta_vae",)
+OBJECTIVE_NAMES = (
+    "annealed_vae", "beta_tcvae", "beta_vae", "dip_vae_i", "dip_vae_ii", "factor_vae",
+)  # fmt: skip
+ENCODER_NAMES = ("paper", "split")
 KEEP_CHOICES = ("last", "best")
 
 
@@ -45,6 +48,8 @@ def _type_ok(value: Any, hint: str) -> bool:
     if hint.startswith("tuple["):
         inner = hint[len("tuple[") : -1].split(", ")[0]
         return isinstance(value, tuple) and all(_type_ok(v, inner) for v in value)
+    if hint.startswith("dict["):
+        return isinstance(value, dict) and all(isinstance(k, str) for k in value)
     if hint == "int":
         return isinstance(value, int) and not isinstance(value, bool)
     if hint == "float":
@@ -66,9 +71,18 @@ class _DictConfig:
 
     @classmethod
     def from_dict(cls: type[C], raw: dict[str, Any]) -> C:
-        """Build from a dict, ignoring unknown keys (newer writers) and checking types via init."""
+        """Build from a dict; an unknown key is an error (a typo or a newer writer), and every
+        field's type and range is checked by ``__post_init__`` before anything is built."""
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{cls.__name__}: expected a mapping, got {type(raw).__name__}")
         names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in names}
+        unknown = sorted(set(raw) - names)
+        if unknown:
+            raise ConfigError(
+                f"{cls.__name__}: unknown key {unknown[0]!r}; "
+                f"expected some of {', '.join(sorted(names))}"
+            )
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
         try:
             return cls(**kwargs)
         except TypeError as err:
@@ -85,16 +99,60 @@ class ModelConfig(_DictConfig):
     likelihood: str = "bernoulli"  # registry name in vaetool.likelihoods
     sigma2: float = 1.0  # fixed decoder variance for the Gaussian likelihood
     hidden: int = 256  # width of the fully connected layer (paper 000: FC 256)
+    encoder: str = "paper"  # registry name in vaetool.models.ENCODERS: paper or split
+    split_width: int = 256  # split encoder: width of each factor's own layers (paper 003 §4.2)
+    split_depth: int = 1  # split encoder: hidden layers each factor owns before its head
+    latent: str = "gaussian"  # registry name in vaetool.models.latents.LATENTS
+    noise_corr: float = 0.0  # ρ of the equicorrelated reparameterisation noise (paper 003 eq. 13)
 
     def __post_init__(self) -> None:
         self._check_types()
         if self.latents < 1:
             raise ConfigError(f"--latents {self.latents}: expected a positive integer")
         check_finite("--sigma2", self.sigma2, positive=True)
-        if self.hidden < 1:
-            raise ConfigError(f"hidden {self.hidden}: expected a positive layer width")
+        for name in ("hidden", "split_width", "split_depth"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} {getattr(self, name)}: expected a positive integer")
+        if not (math.isfinite(self.noise_corr) and 0 <= self.noise_corr < 1):
+            raise ConfigError(f"--noise-corr {self.noise_corr}: expected ρ in [0, 1)")
+        if (self.noise_corr > 0) != (self.latent == "correlated"):
+            raise ConfigError(
+                f"latent {self.latent!r} with noise_corr {self.noise_corr}: correlated noise "
+                "(ρ > 0) is the 'correlated' family, ρ = 0 the 'gaussian' one"
+            )
         if len(self.image_shape) != 3 or min(self.image_shape) < 1:
             raise ConfigError(f"image shape {self.image_shape}: expected (C, H, W)")
+
+
+@dataclass(frozen=True)
+class ModelChoice(_DictConfig):
+    """The model options a user chooses; :meth:`resolve` adds what the data decides (the
+    architecture and image shape) to make a :class:`ModelConfig`."""
+
+    latents: int = 128
+    likelihood: str = "bernoulli"
+    sigma2: float = 1.0
+    hidden: int = 256
+    encoder: str = "paper"
+    split_width: int = 256
+    split_depth: int = 1
+    noise_corr: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._check_types()
+
+    def resolve(self, architecture: str, image_shape: tuple[int, int, int]) -> ModelConfig:
+        latent = "correlated" if self.noise_corr > 0 else "gaussian"
+        return ModelConfig(architecture, image_shape, latent=latent, **self.to_dict())
+
+    def check_names(self) -> None:
+        """Registry names (likelihood, encoder) checked without building anything."""
+        from vaetool.likelihoods import LIKELIHOODS
+        from vaetool.models import ENCODERS
+
+        LIKELIHOODS.get(self.likelihood)
+        ENCODERS.get(self.encoder)
+        self.resolve("mlp", (1, 1, 1))  # ranges (ρ, widths) as a ModelConfig checks them
 
 
 @dataclass(frozen=True)
@@ -118,8 +176,8 @@ class TrainConfig(_DictConfig):
     """Optimisation settings; defaults follow paper 000's appendix table (Adam, batch 100)."""
 
     objective: str = "beta_vae"  # registry name in vaetool.objectives
-    beta: float = 1.0  # weight of the KL term; 1 is the plain VAE
-    epochs: int = 10
+    options: dict[str, Any] = field(default_factory=dict)  # the objective's, resolved
+    epochs: int = 20
     batch_size: int = 100
     lr: float | None = None  # Adam rate; None = the paper's rate for the architecture
     seed: int = 0  # seeds weight init, shuffling and the reparameterisation noise
@@ -135,5 +193,7 @@ class TrainConfig(_DictConfig):
             raise ConfigError(f"--batch-size {self.batch_size}: expected at least 1")
         if self.lr is not None:
             check_finite("--lr", self.lr, positive=True)
-        check_finite("--beta", self.beta)
         check_seed("--seed", self.seed)
+
+    def __hash__(self) -> int:  # options is a dict: hash its sorted items
+        return hash((self.objective, tuple(sorted(self.options.items())), self.epochs))

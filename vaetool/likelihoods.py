@@ -1,40 +1,45 @@
-"""Decoder likelihoods p(x|z): negative log-likelihood per image and the mean image.
+"""Decoder likelihoods p(x|z) as modules: negative log-likelihood per image, mean and sample.
 
-MATH.md §7. The decoder network outputs ``params`` shaped like the images (B, C, H, W); each
-likelihood says how to score data against them and how to turn them into a displayable mean.
+MATH.md §7, §11. The decoder network outputs ``params`` shaped like the images (B, C, H, W); each
+likelihood says how to score data against them, how to turn them into a displayable mean and how
+to draw an image. A likelihood is an ``nn.Module`` so that one may hold parameters or buffers
+(a learned noise variance; mixture weights) saved with the model under ``likelihood.*``.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Protocol
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from vaetool.config import ModelConfig
 from vaetool.registry import Registry
 
 
-class Likelihood(Protocol):
+class Likelihood(nn.Module):
+    """Base class: ``nll`` (B,) nats per image, ``mean`` and ``sample`` (B, C, H, W)."""
+
     def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """−log p(x|z) in nats per image, shape (B,)."""
-        ...
+        raise NotImplementedError
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
-        """E[x|z], shape (B, C, H, W)."""
-        ...
+        raise NotImplementedError
+
+    def sample(self, params: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
 
-LIKELIHOODS: Registry[type] = Registry("likelihood", "--likelihood")
+LIKELIHOODS: Registry[type[Likelihood]] = Registry("likelihood", "--likelihood")
 
 
 @LIKELIHOODS.register("bernoulli")
-class Bernoulli:
+class Bernoulli(Likelihood):
     """Bernoulli pixels; ``params`` are logits. nll = binary cross-entropy summed over pixels."""
 
     def __init__(self, config: ModelConfig) -> None:
-        del config
+        super().__init__()
 
     def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         bce = F.binary_cross_entropy_with_logits(params, x, reduction="none")
@@ -43,15 +48,19 @@ class Bernoulli:
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(params)
 
+    def sample(self, params: torch.Tensor) -> torch.Tensor:
+        return torch.bernoulli(torch.sigmoid(params))
+
 
 @LIKELIHOODS.register("gaussian")
-class FixedGaussian:
+class FixedGaussian(Likelihood):
     """Gaussian with fixed variance σ²; ``params`` are the means (MATH.md §7).
 
     −log p = ‖x − G(z)‖² / (2σ²) + D/2 log(2πσ²); a fixed σ² acts like β = 2σ² (paper 002, §7.2.1).
     """
 
     def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
         self.sigma2 = config.sigma2
 
     def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -61,3 +70,6 @@ class FixedGaussian:
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return params
+
+    def sample(self, params: torch.Tensor) -> torch.Tensor:
+        return params + math.sqrt(self.sigma2) * torch.randn_like(params)

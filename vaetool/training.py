@@ -1,6 +1,10 @@
-"""Fitting a VAE: a plain Adam loop over device-resident batches, with no printing.
+"""Fitting a VAE: the objective's steps over device-resident batches, with no printing.
 
-Progress goes through an optional callback so the CLI can draw a bar and notebooks can log.
+A :class:`Session` holds everything a run needs — data feeds, model, objective (with its
+optimisers), the shuffling generator and the epochs done — so that its state can be saved at an
+epoch's end and a run resumed bit-identically (vaetool.run_state). The loop knows nothing about
+the objective beyond ``train_step`` / ``eval_terms`` and the names of the terms they return.
+Progress goes through optional callbacks so the CLI can draw a bar and notebooks can log.
 """
 
 from __future__ import annotations
@@ -9,8 +13,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
-from functools import partial
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -19,14 +22,13 @@ from vaetool.analysis.encode import encode
 from vaetool.analysis.indicators import INFLUENTIAL_THRESHOLD_NATS, factor_information
 from vaetool.analysis.qstar import QStarAccumulator
 from vaetool.checkpoint import CheckpointInfo
-from vaetool.config import DataConfig, ModelConfig, TrainConfig
-from vaetool.data import SPLIT_NAMES, Split, load_dataset, split_indices
+from vaetool.config import DataConfig, ModelChoice, ModelConfig, TrainConfig
+from vaetool.data import SPLIT_NAMES, ImageData, Split, load_dataset, split_indices
 from vaetool.data.feed import DeviceFeed
 from vaetool.device import check_bytes, resolve_device
 from vaetool.errors import ConfigError, VaetoolError, VaetoolWarning
-from vaetool.likelihoods import LIKELIHOODS
 from vaetool.models import VAE, architecture_for_shape, build_model, default_lr
-from vaetool.objectives import OBJECTIVES, LossTerms
+from vaetool.objectives import Objective, TrainContext, build_objective, resolve_options
 
 # on_batch(epoch, batch, batches_per_epoch, running means or None between refreshes)
 BatchCallback = Callable[[int, int, int, "dict[str, float] | None"], None]
@@ -38,25 +40,43 @@ WARN_SPLIT = 100  # images per split below which it warns
 
 @dataclass(frozen=True)
 class EpochRecord:
-    """Per-epoch means in nats per image; the ELBO columns are the β = 1 bound."""
+    """One epoch: the objective's terms (nats per image) on the training split (running means
+    over the epoch's steps) and the validation split; the ELBO is the β = 1 bound."""
 
     epoch: int
-    train_loss: float
-    train_recon: float
-    train_kl: float
-    train_elbo: float
-    val_recon: float
-    val_kl: float
-    val_elbo: float
+    train: dict[str, float]
+    val: dict[str, float]
     seconds: float
     images_per_s: float
+
+    @property
+    def val_elbo(self) -> float:
+        return self.val["elbo"]
+
+    def row(self) -> dict[str, float | int]:
+        """The flat history.csv row: epoch, train_<term>…, val_<term>…, seconds, images_per_s."""
+        return {
+            "epoch": self.epoch,
+            **{f"train_{k}": v for k, v in self.train.items()},
+            **{f"val_{k}": v for k, v in self.val.items()},
+            "seconds": self.seconds,
+            "images_per_s": self.images_per_s,
+        }
+
+    @classmethod
+    def from_row(cls, row: dict[str, float]) -> EpochRecord:
+        train = {k[6:]: float(v) for k, v in row.items() if k.startswith("train_")}
+        val = {k[4:]: float(v) for k, v in row.items() if k.startswith("val_")}
+        return cls(int(row["epoch"]), train, val, float(row["seconds"]), float(row["images_per_s"]))
 
 
 @dataclass(frozen=True)
 class TrainResult:
-    """The fitted model (the weights ``config.keep`` chose), its description, every epoch."""
+    """The fitted model (the weights ``config.keep`` chose), its objective, its description,
+    every epoch."""
 
     model: VAE
+    objective: Objective
     info: CheckpointInfo
     history: list[EpochRecord]
 
@@ -65,45 +85,267 @@ class TrainResult:
         return int(self.info.summary["kept_epoch"])
 
 
+@dataclass(eq=False)
+class Session:
+    """A run in progress: configs, split, feeds, model, objective, shuffling generator, and the
+    epochs done with the weights of the last and (``keep = "best"``) the best one."""
+
+    model_config: ModelConfig
+    data_config: DataConfig
+    train_config: TrainConfig
+    split: Split
+    device: torch.device
+    train_feed: DeviceFeed
+    val_feed: DeviceFeed
+    model: VAE
+    objective: Objective
+    shuffle: torch.Generator
+    history: list[EpochRecord] = field(default_factory=list)
+    last: dict[str, torch.Tensor] | None = None
+    best: dict[str, torch.Tensor] | None = None
+
+
+def start_session(
+    data_config: DataConfig,
+    train_config: TrainConfig,
+    model: ModelChoice | None = None,
+    device: str = "auto",
+) -> Session:
+    """Resolve every config (architecture and shape from the data, lr, the objective's
+    options), check sizes, and open a session at epoch 0."""
+    model = model or ModelChoice()
+    model.check_names()  # unknown names fail before the data is loaded
+    options = resolve_options(train_config.objective, train_config.options)
+    data = load_dataset(data_config.spec, subset=data_config.subset, seed=data_config.split_seed)
+    shape = tuple(data.shape)
+    model_config = model.resolve(architecture_for_shape(shape), shape)
+    lr = train_config.lr or default_lr(model_config.architecture)
+    train_config = replace(train_config, lr=lr, options=options)  # the checkpoint records these
+    return open_session(model_config, data_config, train_config, device, data)
+
+
+def open_session(
+    model_config: ModelConfig,
+    data_config: DataConfig,
+    train_config: TrainConfig,
+    device: str,
+    data: ImageData | None = None,
+) -> Session:
+    """A session at epoch 0 for resolved configs: data split and fed, the model and objective
+    built from the seed. A resumed run opens the same session, then loads its saved state."""
+    target = resolve_device(device)
+    if data is None:
+        spec, subset, seed = data_config.spec, data_config.subset, data_config.split_seed
+        data = load_dataset(spec, subset=subset, seed=seed)
+    split = split_indices(len(data), data_config.split_seed, data_config.fractions)
+    check_split_sizes(split, data.spec)
+    check_model_fits(model_config, target)
+    torch.manual_seed(train_config.seed)
+    vae = build_model(model_config).to(target)
+    feeds = DeviceFeed(data, split.train, target), DeviceFeed(data, split.val, target)
+    steps = feeds[0].num_batches(train_config.batch_size)
+    assert train_config.lr is not None
+    context = TrainContext(len(split.train), steps, train_config.lr, target)
+    objective = build_objective(train_config.objective, train_config.options, vae, context)
+    shuffle = torch.Generator().manual_seed(train_config.seed)
+    return Session(model_config, data_config, train_config, split, target, *feeds, vae,
+                   objective, shuffle)  # fmt: skip
+
+
 def train(
     data_config: DataConfig,
     train_config: TrainConfig,
+    model: ModelChoice | None = None,
     *,
-    latents: int = 128,
-    likelihood: str = "bernoulli",
-    sigma2: float = 1.0,
     device: str = "auto",
     on_batch: BatchCallback | None = None,
     on_epoch: EpochCallback | None = None,
 ) -> TrainResult:
-    """Load the data, build the paper's architecture for its shape, fit it, and describe it."""
-    target = resolve_device(device)
-    OBJECTIVES.get(train_config.objective)  # fail on unknown names before loading data
-    LIKELIHOODS.get(likelihood)
-    data = load_dataset(data_config.spec, subset=data_config.subset, seed=data_config.split_seed)
-    split = split_indices(len(data), data_config.split_seed, data_config.fractions)
-    check_split_sizes(split, data.spec)
-    shape = tuple(data.shape)
-    model_config = ModelConfig(architecture_for_shape(shape), shape, latents, likelihood, sigma2)
-    if train_config.lr is None:  # resolved here so the checkpoint records the rate used
-        train_config = replace(train_config, lr=default_lr(model_config.architecture))
-    check_model_fits(model_config, target)
-    torch.manual_seed(train_config.seed)
-    model = build_model(model_config).to(target)
-    feeds = DeviceFeed(data, split.train, target), DeviceFeed(data, split.val, target)
-    describe = partial(_describe, model_config, data_config, train_config, split, target)
+    """Start a session and run it to the end (see :func:`run_session`)."""
+    session = start_session(data_config, train_config, model, device)
+    return run_session(session, on_batch, on_epoch)
+
+
+def run_session(
+    session: Session,
+    on_batch: BatchCallback | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> TrainResult:
+    """Run the remaining epochs, then describe the kept weights. ``on_epoch`` is called after
+    each epoch's record is in ``session.history`` (a resumable run saves its state there)."""
     try:
-        history = fit(model, feeds[0], feeds[1], train_config, on_batch, on_epoch)
+        fit(session, on_batch, on_epoch)
     except (Diverged, Interrupted) as stop:
-        if stop.last_finite is not None:
-            model.load_state_dict(stop.last_finite)
+        if session.last is not None:
             status = "diverged" if isinstance(stop, Diverged) else "interrupted"
-            info = describe(stop.history, len(stop.history), status)
-            stop.partial = TrainResult(model.eval(), info, stop.history)
+            stop.partial = _result(session, session.last, len(session.history), status)
         raise
-    info = describe(history, kept_epoch(history, train_config.keep), "finished")
-    info.summary.update(information_check(model, feeds[1]))
-    return TrainResult(model.eval(), info, history)
+    keep = session.train_config.keep
+    kept = kept_epoch(session.history, keep)
+    weights = session.best if keep == "best" else session.last
+    result = _result(session, weights, kept, "finished")
+    result.info.summary.update(information_check(session.model, session.val_feed))
+    return result
+
+
+def _result(
+    session: Session, weights: dict[str, torch.Tensor] | None, kept: int, status: str
+) -> TrainResult:
+    if weights is not None:
+        session.model.load_state_dict(weights)
+    info = describe(session, kept, status)
+    return TrainResult(session.model.eval(), session.objective, info, list(session.history))
+
+
+def describe(session: Session, kept: int, status: str) -> CheckpointInfo:
+    """The checkpoint's description of a run: configs, split sizes, kept and final epochs."""
+    history, split = session.history, session.split
+    summary = {
+        "status": status,  # finished, diverged, interrupted or running (a resumable state)
+        "device": str(session.device),
+        "n_train": len(split.train),
+        "n_val": len(split.val),
+        "n_test": len(split.test),
+        "kept_epoch": kept,
+        "kept": history[kept - 1].row() if kept else None,
+        "final": history[-1].row() if history else None,
+        "seconds": round(sum(r.seconds for r in history), 3),
+        "torch_version": torch.__version__,
+    }
+    configs = (session.model_config, session.data_config, session.train_config)
+    return CheckpointInfo(*configs, summary, {}, __version__)
+
+
+class TrainingStopped:
+    """Mixin of :class:`Diverged` and :class:`Interrupted`: ``partial`` is a TrainResult
+    holding the last finished epoch's weights (None when no epoch finished)."""
+
+    partial: TrainResult | None = None
+
+
+class Diverged(TrainingStopped, VaetoolError):
+    """The loss became NaN or inf: the run stopped (the message names the epoch and a cause)."""
+
+
+class Interrupted(TrainingStopped, VaetoolError):
+    """Ctrl-C during training (turned into an error that says what was kept); exit 130."""
+
+    exit_code = 130
+
+
+def fit(
+    session: Session, on_batch: BatchCallback | None = None, on_epoch: EpochCallback | None = None
+) -> list[EpochRecord]:
+    """The objective's steps for the epochs not yet done; one record per epoch.
+
+    Seeds: weights come from the session's seed; shuffling uses the session's CPU generator;
+    validation noise uses its own seed so it never shifts training noise. A copy of the last
+    finished epoch's weights is kept on the device (and of the best validation ELBO's with
+    ``keep = "best"``). A NaN or inf loss — checked where the progress display syncs anyway,
+    and at each epoch's end — raises :class:`Diverged`; Ctrl-C raises :class:`Interrupted`.
+    """
+    config = session.train_config
+    for epoch in range(len(session.history) + 1, config.epochs + 1):
+        start = time.perf_counter()
+        try:
+            train_means = _train_epoch(session, epoch, on_batch)
+            val_means = evaluate(session.objective, session.val_feed, config, config.seed + 1)
+        except _NonFinite as bad:
+            raise Diverged(_diverged_message(epoch, bad.batch, config)) from None
+        except KeyboardInterrupt:
+            raise Interrupted(f"stopped by Ctrl-C in epoch {epoch}") from None
+        if not all(math.isfinite(v) for v in val_means.values()):
+            raise Diverged(_diverged_message(epoch, None, config))
+        seconds = time.perf_counter() - start
+        record = EpochRecord(
+            epoch, train_means, val_means, seconds, len(session.train_feed) / seconds
+        )
+        session.history.append(record)
+        session.last = {k: v.detach().clone() for k, v in session.model.state_dict().items()}
+        if config.keep == "best" and kept_epoch(session.history, "best") == epoch:
+            session.best = session.last
+        if on_epoch is not None:
+            on_epoch(record)
+    return session.history
+
+
+class _NonFinite(Exception):
+    def __init__(self, batch: int) -> None:
+        self.batch = batch
+
+
+def _train_epoch(session: Session, epoch: int, on_batch: BatchCallback | None) -> dict[str, float]:
+    """One pass of the objective's steps; the epoch's mean terms. Raises _NonFinite (with the
+    batch) when the running sums stop being finite, checked only where a host sync happens."""
+    objective, feed, config = session.objective, session.train_feed, session.train_config
+    objective.train()
+    names = objective.terms()
+    n_batches = feed.num_batches(config.batch_size)
+    sums = torch.zeros(len(names), dtype=torch.float64, device=feed.device)
+    seen = 0
+    for i, x in enumerate(feed.batches(config.batch_size, session.shuffle)):
+        terms = objective.train_step(x)
+        sums += _stacked(terms, names) * x.shape[0]
+        seen += x.shape[0]
+        if on_batch is not None:
+            refresh = (i + 1) % _REFRESH_EVERY == 0 or i + 1 == n_batches
+            means = _named(sums / seen, names) if refresh else None
+            if means is not None and not math.isfinite(means["loss"]):
+                raise _NonFinite(i + 1)
+            on_batch(epoch, i + 1, n_batches, means)
+    means = _named(sums / len(feed), names)
+    if not all(math.isfinite(v) for v in means.values()):
+        raise _NonFinite(n_batches)
+    return means
+
+
+def _diverged_message(epoch: int, batch: int | None, config: TrainConfig) -> str:
+    """One line: where the loss stopped being finite and the likeliest cause."""
+    where = f"by batch {batch}" if batch is not None else "on the validation split"
+    lr = config.lr or 0.0
+    large = {k: v for k, v in config.options.items() if isinstance(v, int | float) and v > 1e3}
+    if lr > 1e-2:
+        cause = f"the learning rate {lr:g} is too large (the papers use 1e-3 or 1e-4; --lr)"
+    elif large:
+        name, value = next(iter(large.items()))
+        cause = f"--{name.replace('_', '-')} {value:g} is extreme"
+    else:
+        cause = "lower --lr, or check the data and --sigma2 for extreme values"
+    return f"training diverged in epoch {epoch}: the loss became NaN or inf {where}; {cause}"
+
+
+def kept_epoch(history: list[EpochRecord], keep: str) -> int:
+    """The epoch (1-based) whose weights ``keep`` chooses: the last, or the best val ELBO
+    (the earliest of ties)."""
+    if keep == "last":
+        return len(history)
+    elbos = [record.val_elbo for record in history]
+    return elbos.index(max(elbos)) + 1
+
+
+@torch.no_grad()
+def evaluate(
+    objective: Objective, feed: DeviceFeed, config: TrainConfig, seed: int = 0
+) -> dict[str, float]:
+    """Mean terms over a split, one seeded reparameterisation sample per image; the global
+    generator is restored afterwards, so validation never shifts the training noise."""
+    objective.eval()
+    names = objective.terms()
+    devices = [feed.device] if feed.device.type == "cuda" else []
+    sums = torch.zeros(len(names), dtype=torch.float64, device=feed.device)
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        for x in feed.batches(config.batch_size):
+            sums += _stacked(objective.eval_terms(x), names) * x.shape[0]
+    return _named(sums / max(len(feed), 1), names)
+
+
+def _stacked(terms: dict[str, torch.Tensor], names: tuple[str, ...]) -> torch.Tensor:
+    return torch.stack([terms[k].detach() for k in names]).to(torch.float64)
+
+
+def _named(values: torch.Tensor, names: tuple[str, ...]) -> dict[str, float]:
+    return dict(zip(names, values.tolist(), strict=True))
 
 
 def information_check(model: VAE, feed: DeviceFeed) -> dict[str, float | int]:
@@ -123,32 +365,6 @@ def information_check(model: VAE, feed: DeviceFeed) -> dict[str, float | int]:
             stacklevel=2,
         )
     return {"val_influential": influential, "val_max_mi": round(largest, 6)}
-
-
-def _describe(
-    model_config: ModelConfig,
-    data_config: DataConfig,
-    train_config: TrainConfig,
-    split: Split,
-    device: torch.device,
-    history: list[EpochRecord],
-    kept: int,
-    status: str,
-) -> CheckpointInfo:
-    """The checkpoint's description of a run: configs, split sizes, kept and final epochs."""
-    summary = {
-        "status": status,  # finished, diverged or interrupted
-        "device": str(device),
-        "n_train": len(split.train),
-        "n_val": len(split.val),
-        "n_test": len(split.test),
-        "kept_epoch": kept,
-        "kept": asdict(history[kept - 1]),
-        "final": asdict(history[-1]),
-        "seconds": round(sum(r.seconds for r in history), 3),
-        "torch_version": torch.__version__,
-    }
-    return CheckpointInfo(model_config, data_config, train_config, summary, {}, __version__)
 
 
 def check_split_sizes(split: Split, spec: str) -> None:
@@ -178,179 +394,3 @@ def check_model_fits(config: ModelConfig, device: torch.device) -> None:
         params = sum(p.numel() * p.element_size() for p in build_model(config).parameters())
     what = f"--latents {config.latents}: training a model of {params / 1e9:.3g} GB of weights"
     check_bytes(4 * params, device, what)
-
-
-class TrainingStopped:
-    """What a stopped run leaves: the history so far and the weights of its last finite epoch
-    (None when no epoch finished); :func:`train` adds ``partial``, a TrainResult holding those
-    weights (None when no epoch finished). Carried by :class:`Diverged` and :class:`Interrupted`.
-    """
-
-    history: list[EpochRecord]
-    last_finite: dict[str, torch.Tensor] | None
-    epoch: int  # the epoch that was running
-    partial: TrainResult | None = None
-
-
-class Diverged(TrainingStopped, VaetoolError):
-    """The loss became NaN or inf: the run stopped (the message names the epoch and a cause)."""
-
-    def __init__(
-        self, message: str, history: list[EpochRecord], last: dict | None, epoch: int
-    ) -> None:
-        VaetoolError.__init__(self, message)
-        self.history, self.last_finite, self.epoch = history, last, epoch
-
-
-class Interrupted(TrainingStopped, VaetoolError):
-    """Ctrl-C during training (the KeyboardInterrupt, turned into an error that says what was
-    kept); the CLI prints it and exits 130."""
-
-    exit_code = 130
-
-    def __init__(
-        self, message: str, history: list[EpochRecord], last: dict | None, epoch: int
-    ) -> None:
-        VaetoolError.__init__(self, message)
-        self.history, self.last_finite, self.epoch = history, last, epoch
-
-
-def fit(
-    model: VAE,
-    train_feed: DeviceFeed,
-    val_feed: DeviceFeed,
-    config: TrainConfig,
-    on_batch: BatchCallback | None = None,
-    on_epoch: EpochCallback | None = None,
-) -> list[EpochRecord]:
-    """Adam on ``config.objective`` for ``config.epochs``; returns one record per epoch.
-
-    Seeds: weights come from the caller's global seed; shuffling uses a CPU generator seeded
-    with ``config.seed``; validation noise uses its own seed so it never shifts training noise.
-    With ``config.keep == "best"`` the model ends with the weights of the epoch of the best
-    validation ELBO. A copy of the last finite epoch's weights is kept on the device: a NaN or
-    inf loss (checked where the progress display syncs anyway, and at each epoch's end) raises
-    :class:`Diverged`, Ctrl-C raises :class:`Interrupted`, both carrying that copy.
-    """
-    objective = OBJECTIVES.get(config.objective)
-    lr = config.lr or default_lr(model.config.architecture)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    shuffle = torch.Generator().manual_seed(config.seed)
-    history: list[EpochRecord] = []
-    best = last = None
-    for epoch in range(1, config.epochs + 1):
-        start = time.perf_counter()
-        try:
-            train_means = _train_epoch(
-                model, objective, optimizer, train_feed, config, shuffle, epoch, on_batch
-            )
-            val_means = evaluate(model, val_feed, config, seed=config.seed + 1)
-        except _NonFinite as bad:
-            message = _diverged_message(epoch, bad.batch, config, lr)
-            raise Diverged(message, history, last, epoch) from None
-        except KeyboardInterrupt:
-            raise Interrupted(f"stopped by Ctrl-C in epoch {epoch}", history, last, epoch) from None
-        if not math.isfinite(val_means["elbo"]):
-            raise Diverged(_diverged_message(epoch, None, config, lr), history, last, epoch)
-        seconds = time.perf_counter() - start
-        history.append(
-            EpochRecord(epoch, train_means["loss"], train_means["recon"], train_means["kl"],
-                        train_means["elbo"], val_means["recon"], val_means["kl"],
-                        val_means["elbo"], seconds, len(train_feed) / seconds)
-        )  # fmt: skip
-        last = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if config.keep == "best" and kept_epoch(history, "best") == epoch:
-            best = last
-        if on_epoch is not None:
-            on_epoch(history[-1])
-    if best is not None:
-        model.load_state_dict(best)
-    return history
-
-
-class _NonFinite(Exception):
-    def __init__(self, batch: int) -> None:
-        self.batch = batch
-
-
-def _train_epoch(
-    model: VAE,
-    objective: Callable[..., LossTerms],
-    optimizer: torch.optim.Optimizer,
-    feed: DeviceFeed,
-    config: TrainConfig,
-    shuffle: torch.Generator,
-    epoch: int,
-    on_batch: BatchCallback | None,
-) -> dict[str, float]:
-    """One pass of Adam steps; the epoch's mean loss terms. Raises _NonFinite (with the batch)
-    when the running sums stop being finite, checked only where a host sync happens anyway."""
-    model.train()
-    n_batches = feed.num_batches(config.batch_size)
-    sums = torch.zeros(4, dtype=torch.float64, device=feed.device)
-    for i, x in enumerate(feed.batches(config.batch_size, shuffle)):
-        terms = objective(model, x, config.beta)
-        optimizer.zero_grad(set_to_none=True)
-        terms.loss.backward()
-        optimizer.step()
-        sums += _stacked(terms).detach() * x.shape[0]
-        if on_batch is not None:
-            refresh = (i + 1) % _REFRESH_EVERY == 0 or i + 1 == n_batches
-            means = _named(sums / _seen(i, config.batch_size, len(feed))) if refresh else None
-            if means is not None and not math.isfinite(means["loss"]):
-                raise _NonFinite(i + 1)
-            on_batch(epoch, i + 1, n_batches, means)
-    means = _named(sums / len(feed))
-    if not all(math.isfinite(v) for v in means.values()):
-        raise _NonFinite(n_batches)
-    return means
-
-
-def _diverged_message(epoch: int, batch: int | None, config: TrainConfig, lr: float) -> str:
-    """One line: where the loss stopped being finite and the likeliest cause."""
-    where = f"by batch {batch}" if batch is not None else "on the validation split"
-    if lr > 1e-2:
-        cause = f"the learning rate {lr:g} is too large (the papers use 1e-3 or 1e-4; --lr)"
-    elif config.beta > 1e3:
-        cause = f"β = {config.beta:g} is extreme (--beta)"
-    else:
-        cause = "lower --lr, or check the data and --sigma2 for extreme values"
-    return f"training diverged in epoch {epoch}: the loss became NaN or inf {where}; {cause}"
-
-
-def kept_epoch(history: list[EpochRecord], keep: str) -> int:
-    """The epoch (1-based) whose weights ``keep`` chooses: the last, or the best val ELBO
-    (the earliest of ties)."""
-    if keep == "last":
-        return len(history)
-    elbos = [record.val_elbo for record in history]
-    return elbos.index(max(elbos)) + 1
-
-
-@torch.no_grad()
-def evaluate(model: VAE, feed: DeviceFeed, config: TrainConfig, seed: int = 0) -> dict[str, float]:
-    """Mean loss terms over a split, one seeded reparameterisation sample per image."""
-    objective = OBJECTIVES.get(config.objective)
-    model.eval()
-    devices = [feed.device] if feed.device.type == "cuda" else []
-    sums = torch.zeros(4, dtype=torch.float64, device=feed.device)
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        for x in feed.batches(config.batch_size):
-            sums += _stacked(objective(model, x, config.beta)) * x.shape[0]
-    return _named(sums / max(len(feed), 1))
-
-
-_TERMS = ("loss", "recon", "kl", "elbo")
-
-
-def _stacked(terms: LossTerms) -> torch.Tensor:
-    return torch.stack([getattr(terms, k) for k in _TERMS]).to(torch.float64)
-
-
-def _named(values: torch.Tensor) -> dict[str, float]:
-    return dict(zip(_TERMS, values.tolist(), strict=True))
-
-
-def _seen(batch_index: int, batch_size: int, n: int) -> int:
-    return min((batch_index + 1) * batch_size, n)

@@ -15,10 +15,10 @@ from vaetool.cli._options import DeviceOpt, ForceOpt
 if TYPE_CHECKING:
     from vaetool.training import EpochRecord
 
-DataOpt = Annotated[
-    str,
-    typer.Option(help="Dataset: mnist5k, idx:DIR, npz:FILE, folder:DIR, dsprites, dsprites:FILE."),
-]
+DATA_HELP = "[data] Dataset: mnist5k, idx:DIR, npz:FILE, folder:DIR, dsprites, dsprites:FILE."
+OBJECTIVE_HELP = (
+    "[objective] beta_vae, annealed_vae, beta_tcvae, factor_vae, dip_vae_i or dip_vae_ii."
+)
 ThreadsOpt = Annotated[
     int | None,
     typer.Option(help="CPU threads for torch (fewer can be faster on a busy machine).",
@@ -27,58 +27,105 @@ ThreadsOpt = Annotated[
 QUICKSTART_DIR = Path("vaetool-quickstart")
 
 
+def _opt(help_text: str, **kwargs: object) -> object:
+    """An option that defaults to None ("not given"), so --config values can fill it."""
+    return typer.Option(help=help_text, **kwargs)
+
+
 def train(
-    data: DataOpt = "mnist5k",
-    latents: Annotated[int, typer.Option(help="H, the number of latent factors.")] = 128,
-    beta: Annotated[float, typer.Option(help="KL weight; 1 is the plain VAE.")] = 1.0,
+    # data
+    data: Annotated[str | None, _opt(DATA_HELP, show_default="mnist5k")] = None,
+    subset: Annotated[int | None, _opt("[data] Train on a seeded sample of N images.")] = None,
+    split_seed: Annotated[int | None, _opt("[data] Seed of the 0.6/0.2/0.2 split.")] = None,
+    # model
+    latents: Annotated[int | None, _opt("[model] H, latent factors.", show_default="128")] = None,
     likelihood: Annotated[
-        str, typer.Option(help="bernoulli or gaussian (fixed σ²).")
-    ] = "bernoulli",
-    sigma2: Annotated[float, typer.Option(help="σ² of the gaussian likelihood.")] = 1.0,
-    epochs: Annotated[int, typer.Option(help="Passes over the training split.")] = 20,
-    batch_size: Annotated[int, typer.Option(help="Minibatch size (paper: 100).")] = 100,
-    lr: Annotated[
-        float | None,
-        typer.Option(help="Adam learning rate.", show_default="the paper's, by architecture"),
+        str | None, _opt("[model] bernoulli or gaussian (fixed σ²).", show_default="bernoulli")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of weights, shuffling and noise.")] = 0,
-    split_seed: Annotated[int, typer.Option(help="Seed of the 0.6/0.2/0.2 split.")] = 0,
-    subset: Annotated[
-        int | None, typer.Option(help="Train on a seeded sample of N images.")
+    sigma2: Annotated[float | None, _opt("[model] σ² of the gaussian likelihood.")] = None,
+    encoder: Annotated[
+        str | None, _opt("[model] paper, or split (paper 003 §4.2).", show_default="paper")
+    ] = None,
+    split_width: Annotated[int | None, _opt("[model] Split encoder: per-factor width.")] = None,
+    split_depth: Annotated[int | None, _opt("[model] Split encoder: per-factor layers.")] = None,
+    noise_corr: Annotated[
+        float | None, _opt("[model] ρ of correlated reparameterisation noise (paper 003 eq. 13).")
+    ] = None,
+    # objective
+    objective: Annotated[str | None, _opt(OBJECTIVE_HELP, show_default="beta_vae")] = None,
+    beta: Annotated[
+        float | None, _opt("[objective] β: KL weight (beta_vae), TC weight (beta_tcvae).")
+    ] = None,
+    gamma: Annotated[
+        float | None, _opt("[objective] γ (annealed_vae, factor_vae, beta_tcvae).")
+    ] = None,
+    alpha: Annotated[float | None, _opt("[objective] α: MI weight (beta_tcvae).")] = None,
+    capacity: Annotated[float | None, _opt("[objective] C_max nats (annealed_vae).")] = None,
+    capacity_steps: Annotated[
+        int | None, _opt("[objective] Steps to reach C_max (annealed_vae).")
+    ] = None,
+    tc_estimator: Annotated[str | None, _opt("[objective] mws or mss (beta_tcvae).")] = None,
+    lambda_od: Annotated[float | None, _opt("[objective] λ_od (dip_vae_i, dip_vae_ii).")] = None,
+    lambda_d: Annotated[float | None, _opt("[objective] λ_d (dip_vae_i, dip_vae_ii).")] = None,
+    # optimisation
+    epochs: Annotated[
+        int | None, _opt("[optimisation] Passes over the training split.", show_default="20")
+    ] = None,
+    batch_size: Annotated[
+        int | None, _opt("[optimisation] Minibatch size.", show_default="100 (paper)")
+    ] = None,
+    lr: Annotated[
+        float | None, _opt("[optimisation] Adam rate.", show_default="the paper's")
+    ] = None,
+    seed: Annotated[
+        int | None, _opt("[optimisation] Seed of weights, shuffling and noise.")
     ] = None,
     keep: Annotated[
-        str, typer.Option(help="Weights to save: last (epoch) or best (validation ELBO).")
-    ] = "last",
+        str | None, _opt("[optimisation] Save the last or the best (val ELBO) epoch.")
+    ] = None,
+    # run
+    config: Annotated[Path | None, _opt("[run] TOML or JSON file of any of these options.")] = None,
+    resume: Annotated[
+        Path | None, _opt("[run] Continue the unfinished run in this folder.")
+    ] = None,
+    out: Annotated[Path | None, _opt("[run] Run folder.", show_default="vaetool-run")] = None,
+    force: Annotated[bool, typer.Option("--force", help="[run] Overwrite a finished run.")] = False,
     threads: ThreadsOpt = None,
     device: DeviceOpt = "auto",
-    out: Annotated[
-        Path, typer.Option(help="Run folder for model.safetensors + history.csv.")
-    ] = Path("vaetool-run"),
-    force: ForceOpt = False,
 ) -> None:
-    """Train a β-VAE with the papers' architecture for the data's image shape.
+    """Train a VAE with the papers' architecture for the data's image shape.
+
+    Options by part: [data], [model], [objective] (each objective takes its own: one that
+    does not apply is refused), [optimisation], [run]. --config FILE holds any of them; flags
+    override it; the resolved settings are stored in the checkpoint (docs/training.md).
 
     Example: vaetool train --data mnist5k --epochs 20 --batch-size 25 --out runs/mnist
     """
-    from vaetool.config import DataConfig, TrainConfig
-    from vaetool.workflows import TrainRequest, train_run
+    settings = {k: v for k, v in locals().items() if k not in _RUN_ONLY}  # first: only options
+    from vaetool.workflows import resume_run, train_request, train_run
 
-    request = TrainRequest(
-        out,
-        DataConfig(data, split_seed, subset=subset),
-        TrainConfig(beta=beta, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, keep=keep),
-        latents,
-        likelihood,
-        sigma2,
-        threads,
-        force,
-        device,
-    )
-    with training_display(epochs) as (on_batch, on_epoch, _):
-        outcome = train_run(request, on_batch, on_epoch)
+    if resume is not None:
+        given = [f"--{k.replace('_', '-')}" for k, v in settings.items() if v is not None]
+        if given or config is not None or force:
+            raise typer.BadParameter(
+                f"{', '.join(given) or '--config/--force'}: --resume continues the run with "
+                "its own settings (only --device and --threads may be given)",
+                param_hint="--resume",
+            )
+        with training_display() as (on_batch, on_epoch, _):
+            outcome = resume_run(resume, device=device, threads=threads, on_batch=on_batch,
+                                 on_epoch=on_epoch)  # fmt: skip
+    else:
+        run = {"out": out, "force": force or None, "device": device, "threads": threads}
+        request = train_request({**settings, **run}, config)
+        with training_display() as (on_batch, on_epoch, _):
+            outcome = train_run(request, on_batch, on_epoch)
     _console.result_line(f"checkpoint  {outcome.checkpoint}\nhistory     {outcome.history}")
-    if keep == "best":
+    if outcome.result.info.train.keep == "best":
         _console.note(f"kept the weights of epoch {outcome.result.kept_epoch} (best val ELBO)")
+
+
+_RUN_ONLY = ("config", "resume", "out", "force", "threads", "device")
 
 
 def quickstart(
@@ -98,7 +145,7 @@ def quickstart(
     from vaetool.workflows import QuickstartRequest, quickstart
 
     request = QuickstartRequest(out, epochs, beta, threads, force, device)
-    with training_display(epochs) as (on_batch, on_epoch, progress):
+    with training_display() as (on_batch, on_epoch, progress):
         result = quickstart(request, on_batch, on_epoch, progress)
     _console.result_line(f"checkpoint       {result.trained.checkpoint}")
     emit_ranking(result.ranked, "table", None, rows=10)
@@ -109,9 +156,9 @@ def quickstart(
 
 
 @contextmanager
-def training_display(
-    epochs: int,
-) -> Iterator[tuple[Callable[..., None], Callable[[EpochRecord], None], Callable[..., None]]]:
+def training_display() -> Iterator[
+    tuple[Callable[..., None], Callable[[EpochRecord], None], Callable[..., None]]
+]:
     """A progress bar over each epoch's batches, one printed line per epoch (stderr), and a
     stage callback on the same display for the analyses that follow (quickstart)."""
     from rich.progress import TextColumn, TimeRemainingColumn
@@ -122,14 +169,15 @@ def training_display(
 
         def on_batch(epoch: int, batch: int, total: int, means: dict[str, float] | None) -> None:
             stats = {} if means is None else {"stats": _stats_text(means)}
-            progress.update(task, description=f"epoch {epoch}/{epochs}", completed=batch,
+            progress.update(task, description=f"epoch {epoch}", completed=batch,
                             total=total, **stats)  # fmt: skip
 
         def on_epoch(record: EpochRecord) -> None:
+            v = record.val
             progress.console.print(
-                f"epoch {record.epoch:>3}  train ELBO {record.train_elbo:9.2f}  "
-                f"val ELBO {record.val_elbo:9.2f}  recon {record.val_recon:8.2f}  "
-                f"KL {record.val_kl:7.2f}  {record.images_per_s:8.0f} img/s"
+                f"epoch {record.epoch:>3}  train ELBO {record.train['elbo']:9.2f}  "
+                f"val ELBO {v['elbo']:9.2f}  recon {v['recon']:8.2f}  "
+                f"KL {v['kl']:7.2f}  {record.images_per_s:8.0f} img/s"
             )
 
         def on_stage(stage: str, done: int, total: int | None) -> None:

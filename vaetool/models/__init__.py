@@ -3,27 +3,47 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from torch import nn
 
 from vaetool.config import ModelConfig
-from vaetool.models.conv import ConvDecoder, ConvEncoder
-from vaetool.models.mlp import MLPDecoder, MLPEncoder
-from vaetool.models.vae import VAE, VAEOutput, reparameterize
+from vaetool.models.conv import ConvDecoder, ConvEncoder, conv_trunk
+from vaetool.models.mlp import MLPDecoder, MLPEncoder, mlp_trunk
+from vaetool.models.split import SplitEncoder
+from vaetool.models.vae import VAE, VAEOutput
 from vaetool.registry import Registry
 
 __all__ = [
     "ARCHITECTURES",
+    "ENCODERS",
     "VAE",
     "VAEOutput",
     "architecture_for_shape",
     "build_model",
     "default_lr",
-    "reparameterize",
 ]
 
-Builder = Callable[[ModelConfig], tuple[nn.Module, nn.Module]]
-ARCHITECTURES: Registry[Builder] = Registry("architecture")
+EncoderBuilder = Callable[[ModelConfig], nn.Module]
+TrunkBuilder = Callable[[ModelConfig], tuple[nn.Module, int]]  # (shared layers, features out)
+DecoderBuilder = Callable[[ModelConfig], nn.Module]
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A network family for one image shape: the papers' encoder, the shared trunk a split
+    encoder starts from (paper 003 §4.2), and the decoder."""
+
+    paper_encoder: EncoderBuilder
+    trunk: TrunkBuilder
+    decoder: DecoderBuilder
+
+
+ARCHITECTURES: Registry[Architecture] = Registry("architecture")
+# An encoder kind builds the encoder from an architecture and a config (--encoder).
+ENCODERS: Registry[Callable[[Architecture, ModelConfig], nn.Module]] = Registry(
+    "encoder", "--encoder"
+)
 
 # Conv channel stacks from paper 000's appendix table, keyed by architecture name.
 _CONV_CHANNELS = {"conv28": (32, 32), "conv32": (32, 32, 64, 64), "conv64": (32, 32, 64, 64)}
@@ -31,27 +51,38 @@ _CONV_CHANNELS = {"conv28": (32, 32), "conv32": (32, 32, 64, 64), "conv64": (32,
 _DEFAULT_LR = {"conv28": 1e-3, "conv32": 1e-4, "conv64": 1e-4, "mlp": 1e-3}
 
 
-def _conv_builder(name: str) -> Builder:
-    def build(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
-        channels = _CONV_CHANNELS[name]
-        return (
-            ConvEncoder(cfg.image_shape, channels, cfg.hidden, cfg.latents),
-            ConvDecoder(cfg.image_shape, channels, cfg.hidden, cfg.latents),
-        )
-
-    return build
+def _conv(name: str) -> Architecture:
+    channels = _CONV_CHANNELS[name]
+    return Architecture(
+        paper_encoder=lambda cfg: ConvEncoder(cfg.image_shape, channels, cfg.hidden, cfg.latents),
+        trunk=lambda cfg: conv_trunk(cfg.image_shape, channels),
+        decoder=lambda cfg: ConvDecoder(cfg.image_shape, channels, cfg.hidden, cfg.latents),
+    )
 
 
 for _name in _CONV_CHANNELS:
-    ARCHITECTURES.register(_name)(_conv_builder(_name))
+    ARCHITECTURES.register(_name)(_conv(_name))
 
-
-@ARCHITECTURES.register("mlp")
-def _mlp_builder(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
-    return (
-        MLPEncoder(cfg.image_shape, cfg.hidden, cfg.latents),
-        MLPDecoder(cfg.image_shape, cfg.hidden, cfg.latents),
+ARCHITECTURES.register("mlp")(
+    Architecture(
+        paper_encoder=lambda cfg: MLPEncoder(cfg.image_shape, cfg.hidden, cfg.latents),
+        trunk=lambda cfg: mlp_trunk(cfg.image_shape),
+        decoder=lambda cfg: MLPDecoder(cfg.image_shape, cfg.hidden, cfg.latents),
     )
+)
+
+
+@ENCODERS.register("paper")
+def _paper_encoder(architecture: Architecture, config: ModelConfig) -> nn.Module:
+    """The papers' encoder: shared layers to one linear (mu, logvar) head (paper 000, App.)."""
+    return architecture.paper_encoder(config)
+
+
+@ENCODERS.register("split")
+def _split_encoder(architecture: Architecture, config: ModelConfig) -> nn.Module:
+    """Paper 003 §4.2: the shared trunk, then per-factor layers batched as one einsum layer."""
+    trunk, features = architecture.trunk(config)
+    return SplitEncoder(trunk, features, config)
 
 
 def architecture_for_shape(image_shape: tuple[int, int, int]) -> str:
@@ -66,5 +97,6 @@ def default_lr(architecture: str) -> float:
 
 def build_model(config: ModelConfig) -> VAE:
     """A freshly initialised VAE for ``config`` (weights from torch's global generator)."""
-    encoder, decoder = ARCHITECTURES.get(config.architecture)(config)
-    return VAE(config, encoder, decoder)
+    architecture = ARCHITECTURES.get(config.architecture)
+    encoder = ENCODERS.get(config.encoder)(architecture, config)
+    return VAE(config, encoder, architecture.decoder(config))

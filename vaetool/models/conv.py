@@ -21,6 +21,20 @@ def _check_divisible(image_shape: tuple[int, int, int], depth: int) -> tuple[int
     return h // factor, w // factor
 
 
+def conv_trunk(
+    image_shape: tuple[int, int, int], channels: tuple[int, ...]
+) -> tuple[nn.Sequential, int]:
+    """The encoder's convolutions and flatten, and their output width (a split encoder's
+    shared part, paper 003 §4.2): (module, C_last·H/2^d·W/2^d)."""
+    fh, fw = _check_divisible(image_shape, len(channels))
+    layers: list[nn.Module] = []
+    c_in = image_shape[0]
+    for c_out in channels:
+        layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.ReLU()]
+        c_in = c_out
+    return nn.Sequential(*layers, nn.Flatten()), c_in * fh * fw
+
+
 class ConvEncoder(nn.Module):
     def __init__(
         self,
@@ -30,14 +44,8 @@ class ConvEncoder(nn.Module):
         latents: int,
     ) -> None:
         super().__init__()
-        fh, fw = _check_divisible(image_shape, len(channels))
-        layers: list[nn.Module] = []
-        c_in = image_shape[0]
-        for c_out in channels:
-            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.ReLU()]
-            c_in = c_out
-        self.features = nn.Sequential(*layers, nn.Flatten())
-        self.fc = nn.Sequential(nn.Linear(c_in * fh * fw, hidden), nn.ReLU())
+        self.features, width = conv_trunk(image_shape, channels)
+        self.fc = nn.Sequential(nn.Linear(width, hidden), nn.ReLU())
         self.head = nn.Linear(hidden, 2 * latents)  # the (mu, logvar) output layer
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,6 +10,12 @@ from torch import nn
 MLP_WIDTH = 512  # first hidden layer; the second is the config's ``hidden`` (256)
 
 
+def mlp_trunk(image_shape: tuple[int, int, int]) -> tuple[nn.Sequential, int]:
+    """The MLP encoder's first layer (a split encoder's shared part): (module, MLP_WIDTH)."""
+    d = math.prod(image_shape)
+    return nn.Sequential(nn.Flatten(), nn.Linear(d, MLP_WIDTH), nn.ReLU()), MLP_WIDTH
+
+
 class MLPEncoder(nn.Module):
     def __init__(self, image_shape: tuple[int, int, int], hidden: int, latents: int) -> None:
         super().__init__()

@@ -9,6 +9,7 @@ from torch import nn
 
 from vaetool.config import ModelConfig
 from vaetool.likelihoods import LIKELIHOODS
+from vaetool.models.latents import build_latent
 
 
 @dataclass(frozen=True)
@@ -20,13 +21,18 @@ class VAEOutput:
 
 
 class VAE(nn.Module):
-    """Encoder + decoder + likelihood, built from a :class:`ModelConfig`."""
+    """Encoder + latent family + decoder + likelihood, built from a :class:`ModelConfig`.
+
+    The encoder gives (mu, logvar); the latent family (vaetool.models.latents) samples z and
+    scores q(z|x); the likelihood (a module: it may hold parameters) scores x given the decoder.
+    """
 
     def __init__(self, config: ModelConfig, encoder: nn.Module, decoder: nn.Module) -> None:
         super().__init__()
         self.config = config
         self.encoder = encoder
         self.decoder = decoder
+        self.latent = build_latent(config)
         self.likelihood = LIKELIHOODS.get(config.likelihood)(config)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -43,10 +49,5 @@ class VAE(nn.Module):
 
     def forward(self, x: torch.Tensor) -> VAEOutput:
         mu, logvar = self.encode(x)
-        z = reparameterize(mu, logvar)
+        z = self.latent.sample(mu, logvar)
         return VAEOutput(mu, logvar, z, self.decode(z))
-
-
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """z = mu + exp(logvar / 2) · ε, ε ~ N(0, I) from torch's global generator."""
-    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)

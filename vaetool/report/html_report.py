@@ -108,9 +108,15 @@ def _sections(
 def _subtitle(info: CheckpointInfo) -> str:
     m, t, d = info.model, info.train, info.data
     return (
-        f"{m.architecture}, H = {m.latents}, {m.likelihood} likelihood, β = {t.beta:g}, "
+        f"{m.architecture} ({m.encoder} encoder), H = {m.latents}, {m.likelihood} likelihood, "
+        f"{t.objective} ({_options(t.options)}), "
         f"{t.epochs} epochs on {d.spec}; vaetool {info.version}. Information in nats."
     )
+
+
+def _options(options: dict) -> str:
+    return ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}"
+                     for k, v in options.items())  # fmt: skip
 
 
 _RANK_NOTE = (

@@ -19,7 +19,13 @@ from vaetool.workflows.prune import TASKS, PruneRequest, PruneResult, prune, pru
 from vaetool.workflows.quickstart import QuickstartRequest, QuickstartResult, quickstart
 from vaetool.workflows.report import ReportRequest, build_report
 from vaetool.workflows.source import Points, Source, open_source
-from vaetool.workflows.train import TrainOutcome, TrainRequest, train_run
+from vaetool.workflows.train import (
+    TrainOutcome,
+    TrainRequest,
+    resume_run,
+    train_request,
+    train_run,
+)
 from vaetool.workflows.traverse import TraverseRequest, TraverseResult, traverse, traverse_opened
 
 __all__ = [
@@ -49,6 +55,8 @@ __all__ = [
     "rank_opened",
     "rank_posterior",
     "read_info",
+    "resume_run",
+    "train_request",
     "train_run",
     "traverse",
     "traverse_opened",

@@ -50,7 +50,7 @@ def quickstart(
     train = TrainRequest(
         out,
         DataConfig("mnist5k"),
-        TrainConfig(beta=request.beta, epochs=request.epochs),
+        TrainConfig(options={"beta": request.beta}, epochs=request.epochs),
         threads=request.threads,
         force=request.force,
         device=request.device,

@@ -1,8 +1,13 @@
-"""`vaetool train` as a typed request -> result function: a run folder on disk.
+"""`vaetool train` as typed request -> result functions: a run folder on disk.
 
-``OUT/model.safetensors`` (written atomically at the end) and ``OUT/history.csv`` (one row
-appended and flushed per epoch, so a crash keeps the epochs done). The folder is checked before
-any data is loaded, so a refusal to overwrite costs nothing.
+- ``history.csv``: one row appended and flushed per epoch (the objective's terms, train_* and
+  val_*), so a crash keeps the epochs done;
+- ``resume.safetensors``: the run's whole state, written atomically after every epoch (model,
+  objective, optimisers, generators, history): :func:`resume_run` continues from it, and a kill
+  at any moment loses at most the epoch in progress; removed when the run finishes;
+- ``model.safetensors``: written atomically when the run finishes.
+
+The folder is checked and locked before any data is loaded, so a refusal costs nothing.
 """
 
 from __future__ import annotations
@@ -10,34 +15,45 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
+import json
+import tomllib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from vaetool.checkpoint import save_checkpoint
-from vaetool.config import DataConfig, TrainConfig
+from vaetool.config import DataConfig, ModelChoice, TrainConfig
 from vaetool.device import configure_threads
-from vaetool.errors import CheckpointError
-from vaetool.training import BatchCallback, Diverged, EpochRecord, Interrupted, TrainResult, train
+from vaetool.errors import CheckpointError, ConfigError
+from vaetool.objectives import resolve_options
+from vaetool.run_state import load_run_state, save_run_state
+from vaetool.training import (
+    BatchCallback,
+    Diverged,
+    EpochRecord,
+    Interrupted,
+    Session,
+    TrainResult,
+    run_session,
+    start_session,
+)
 
 CHECKPOINT_NAME = "model.safetensors"
 PARTIAL_NAME = "model.partial.safetensors"  # the last finished epoch of a stopped run
+RESUME_NAME = "resume.safetensors"
 HISTORY_NAME = "history.csv"
 LOCK_NAME = ".vaetool-train.lock"
-HISTORY_COLUMNS = tuple(f.name for f in fields(EpochRecord))
 
 
 @dataclass(frozen=True)
 class TrainRequest:
-    """Train a β-VAE with the papers' architecture for the data's image shape into ``out``."""
+    """Train a VAE with the papers' architecture for the data's image shape into ``out``."""
 
-    out: Path
+    out: Path = Path("vaetool-run")
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    latents: int = 128
-    likelihood: str = "bernoulli"
-    sigma2: float = 1.0
+    model: ModelChoice = field(default_factory=ModelChoice)
     threads: int | None = None  # CPU threads for torch (None: torch's default)
     force: bool = False
     device: str = "auto"
@@ -50,12 +66,13 @@ class TrainOutcome:
     history: Path
 
 
+EpochHook = Callable[[EpochRecord], None]
+
+
 def train_run(
-    request: TrainRequest,
-    on_batch: BatchCallback | None = None,
-    on_epoch: Callable[[EpochRecord], None] | None = None,
+    request: TrainRequest, on_batch: BatchCallback | None = None, on_epoch: EpochHook | None = None
 ) -> TrainOutcome:
-    """Check and lock the run folder, train (appending history.csv each epoch), save.
+    """Check and lock the run folder, train (history and resumable state each epoch), save.
 
     A run that diverges or is interrupted keeps the weights of its last finished epoch in
     ``model.partial.safetensors`` (and raises, saying so); a run that fails before its first
@@ -63,57 +80,75 @@ def train_run(
     """
     configure_threads(request.threads)
     with RunFolder(request.out, request.force) as run:
+        session = start_session(request.data, request.train, request.model, request.device)
+        return _run(session, run, on_batch, on_epoch)
 
-        def record(epoch: EpochRecord) -> None:
-            run.append(epoch)
-            if on_epoch is not None:
-                on_epoch(epoch)
 
-        try:
-            result = train(
-                request.data,
-                request.train,
-                latents=request.latents,
-                likelihood=request.likelihood,
-                sigma2=request.sigma2,
-                device=request.device,
-                on_batch=on_batch,
-                on_epoch=record,
-            )
-        except (Diverged, Interrupted) as stop:
-            raise _stopped(stop, run) from None
-        checkpoint = run.save(result, CHECKPOINT_NAME)
-        return TrainOutcome(result, checkpoint, run.folder / HISTORY_NAME)
+def resume_run(
+    out: Path,
+    *,
+    device: str = "auto",
+    threads: int | None = None,
+    on_batch: BatchCallback | None = None,
+    on_epoch: EpochHook | None = None,
+) -> TrainOutcome:
+    """Continue the run in ``out`` from its last finished epoch (``resume.safetensors``)."""
+    configure_threads(threads)
+    with RunFolder(out, resume=True) as run:
+        session = load_run_state(run.folder / RESUME_NAME, device)
+        run.rewrite_history(session.history)
+        return _run(session, run, on_batch, on_epoch)
+
+
+def _run(
+    session: Session, run: RunFolder, on_batch: BatchCallback | None, on_epoch: EpochHook | None
+) -> TrainOutcome:
+    def record(epoch: EpochRecord) -> None:
+        save_run_state(run.folder / RESUME_NAME, session)  # first: the state knows the history
+        run.append(epoch)
+        if on_epoch is not None:
+            on_epoch(epoch)
+
+    try:
+        result = run_session(session, on_batch, record)
+    except (Diverged, Interrupted) as stop:
+        raise _stopped(stop, run) from None
+    checkpoint = run.save(result, CHECKPOINT_NAME)
+    (run.folder / RESUME_NAME).unlink(missing_ok=True)
+    return TrainOutcome(result, checkpoint, run.folder / HISTORY_NAME)
 
 
 def _stopped(stop: Diverged | Interrupted, run: RunFolder) -> Diverged | Interrupted:
-    """The same stop, its message saying what was kept."""
+    """The same stop, its message saying what was kept and how to go on."""
     if stop.partial is None:
         kept = "no epoch finished, nothing was kept"
     else:
         path = run.save(stop.partial, PARTIAL_NAME)
         epochs = len(stop.partial.history)
         kept = (f"{run.folder / HISTORY_NAME} has epochs 1-{epochs} and {path} the weights of "
-                f"epoch {epochs}; train again with --force (same --out) to start over")  # fmt: skip
-    message = f"{stop.args[0]}; {kept}"
-    return type(stop)(message, stop.history, stop.last_finite, stop.epoch)
+                f"epoch {epochs}")  # fmt: skip
+        if isinstance(stop, Interrupted):
+            kept += f"; continue with `vaetool train --resume {run.folder}`"
+    return type(stop)(f"{stop.args[0]}; {kept}")
 
 
 class RunFolder:
     """A run folder held for one training run.
 
-    Entering checks it (a file, or a run there without ``force``: refused), creates it and takes
-    an exclusive lock (a second `vaetool train` into the same folder is refused while the first
-    runs). The first finished epoch replaces an old run's files (with ``force``) and starts
-    history.csv; each later epoch appends a flushed row. Leaving releases the lock and, if no
-    epoch finished, removes what it created.
+    Entering checks it (a file, or a run there without ``force``: refused; with ``resume``, a
+    resumable state is required instead), creates it and takes an exclusive lock (a second
+    `vaetool train` into the same folder is refused while the first runs). The first finished
+    epoch replaces an old run's files (with ``force``) and starts history.csv; each later epoch
+    appends a flushed row. Leaving releases the lock and, if no epoch finished, removes what it
+    created.
     """
 
-    def __init__(self, out: Path, force: bool = False) -> None:
-        self.folder, self.force = Path(out), force
+    def __init__(self, out: Path, force: bool = False, resume: bool = False) -> None:
+        self.folder, self.force, self.resume = Path(out), force, resume
         self._created: list[Path] = []
         self._lock: IO[bytes] | None = None
         self._history: IO[str] | None = None
+        self._columns: list[str] | None = None
 
     def __enter__(self) -> RunFolder:
         self._check()
@@ -136,33 +171,67 @@ class RunFolder:
     def append(self, epoch: EpochRecord) -> None:
         """One history row, flushed; the first one clears an old run's files (``force``)."""
         if self._history is None:
-            for name in (CHECKPOINT_NAME, PARTIAL_NAME):
-                (self.folder / name).unlink(missing_ok=True)
-            path = self.folder / HISTORY_NAME
-            self._history = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115
-            csv.writer(self._history).writerow(HISTORY_COLUMNS)
-        csv.writer(self._history).writerow([_cell(v) for v in asdict(epoch).values()])
+            if not self.resume:
+                for name in (CHECKPOINT_NAME, PARTIAL_NAME):
+                    (self.folder / name).unlink(missing_ok=True)
+            self._open_history([epoch])
+        else:
+            self._write(epoch)
+
+    def rewrite_history(self, history: list[EpochRecord]) -> None:
+        """history.csv from a resumed state's records (a kill between the state and the row
+        may have left it one epoch short)."""
+        if history:
+            self._open_history(history)
+
+    def _open_history(self, records: list[EpochRecord]) -> None:
+        path = self.folder / HISTORY_NAME
+        self._history = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        self._columns = list(records[0].row())
+        csv.writer(self._history).writerow(self._columns)
+        for record in records:
+            self._write(record)
+
+    def _write(self, epoch: EpochRecord) -> None:
+        assert self._history is not None and self._columns is not None
+        row = epoch.row()
+        csv.writer(self._history).writerow([_cell(row[c]) for c in self._columns])
         self._history.flush()
 
     def save(self, result: TrainResult, name: str) -> Path:
         """Write ``result`` as ``name``; refuses if another process put a checkpoint there."""
         target = self.folder / name
-        if target.exists():
+        if target.exists() and not (self.resume and name == PARTIAL_NAME):
             raise CheckpointError(
                 f"--out {self.folder}: {name} appeared while training (another process writes "
                 "this folder); nothing was overwritten"
             )
-        return save_checkpoint(target, result.model, result.info)
+        return save_checkpoint(
+            target, result.model, result.info, objective=result.objective, overwrite=True
+        )
 
     def _check(self) -> None:
         folder = self.folder
         if folder.exists() and not folder.is_dir():
             raise CheckpointError(f"--out {folder}: is a file; expected a folder for the run")
+        if self.resume:
+            self._check_resumable()
+            return
         taken = [n for n in (CHECKPOINT_NAME, HISTORY_NAME) if (folder / n).exists()]
         if taken and not self.force:
             raise CheckpointError(
                 f"--out {folder}: already holds a run ({', '.join(taken)}); pass --force to "
-                "overwrite it or choose another folder"
+                "overwrite it, --resume to continue it, or choose another folder"
+            )
+
+    def _check_resumable(self) -> None:
+        folder = self.folder
+        if (folder / CHECKPOINT_NAME).exists():
+            raise CheckpointError(f"--resume {folder}: the run finished; nothing to resume")
+        if not (folder / RESUME_NAME).is_file():
+            raise CheckpointError(
+                f"--resume {folder}: no {RESUME_NAME} (a run saves it after each epoch); "
+                "expected the --out folder of an unfinished run"
             )
 
     def _create(self) -> None:
@@ -170,10 +239,8 @@ class RunFolder:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            reason = err.strerror
-            raise CheckpointError(
-                f"--out {self.folder}: cannot create the folder ({reason})"
-            ) from None
+            reason = f"cannot create the folder ({err.strerror})"
+            raise CheckpointError(f"--out {self.folder}: {reason}") from None
         self._created = list(reversed(missing))
 
 
@@ -193,3 +260,49 @@ def _acquire(path: Path) -> IO[bytes]:
 
 def _cell(value: object) -> object:
     return f"{value:.6g}" if isinstance(value, float) else value
+
+
+# Which settings go where: a setting from --config or a flag lands in one of these (data:
+# DataConfig field names; run: the request's own), the rest are the objective's options.
+DATA_KEYS = {"data": "spec", "subset": "subset", "split_seed": "split_seed"}
+TRAIN_KEYS = ("objective", "epochs", "batch_size", "lr", "seed", "keep")
+RUN_KEYS = ("out", "force", "device", "threads")
+
+
+def train_request(settings: dict[str, Any], config_file: Path | None = None) -> TrainRequest:
+    """A request from ``--config FILE`` (TOML or JSON, option names with - or _) overridden by
+    ``settings`` (the flags given; None = not given). Model keys are ModelChoice's fields,
+    data keys data/subset/split_seed, training keys objective/epochs/batch_size/lr/seed/keep,
+    run keys out/force/device/threads; every other key is an option of the objective, checked
+    by it (one that does not apply is an error naming the flag)."""
+    merged = read_config_file(config_file) if config_file is not None else {}
+    merged.update({k: v for k, v in settings.items() if v is not None})
+    model_keys = {f.name for f in fields(ModelChoice)}
+    data = {DATA_KEYS[k]: merged.pop(k) for k in list(merged) if k in DATA_KEYS}
+    model = {k: merged.pop(k) for k in list(merged) if k in model_keys}
+    train = {k: merged.pop(k) for k in list(merged) if k in TRAIN_KEYS}
+    run = {k: merged.pop(k) for k in list(merged) if k in RUN_KEYS}
+    if "out" in run:
+        run["out"] = Path(run["out"])
+    train_config = TrainConfig(options=merged, **train)
+    resolve_options(train_config.objective, merged)  # an option that does not apply fails now
+    return TrainRequest(
+        data=DataConfig(**data), train=train_config, model=ModelChoice(**model), **run
+    )
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Settings from a TOML (.toml) or JSON (.json) file: a flat table, names with - or _."""
+    suffix = path.suffix.lower()
+    if suffix not in (".toml", ".json"):
+        raise ConfigError(f"--config {path}: expected a .toml or .json file")
+    try:
+        text = path.read_text(encoding="utf-8")
+        raw = tomllib.loads(text) if suffix == ".toml" else json.loads(text)
+    except FileNotFoundError:
+        raise ConfigError(f"--config {path}: no such file") from None
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise ConfigError(f"--config {path}: not readable as {suffix[1:]} ({err})") from None
+    if not isinstance(raw, dict) or any(isinstance(v, dict) for v in raw.values()):
+        raise ConfigError(f"--config {path}: expected a flat table of option = value")
+    return {key.replace("-", "_"): value for key, value in raw.items()}

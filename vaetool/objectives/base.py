@@ -1,0 +1,106 @@
+"""What every training objective is: a module that owns its optimisers and takes its own step.
+
+An objective (MATH.md §9) is built from the VAE, its resolved options (a frozen dataclass with the
+reference implementations' defaults) and a :class:`TrainContext`. It may own auxiliary modules
+(FactorVAE's discriminator), which are saved with it under ``objective.*``, and optimisers, whose
+states a resumable run saves. The training loop only calls :meth:`Objective.train_step` and
+:meth:`Objective.eval_terms` and logs the named terms they return; nothing else about the
+objective is known to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from vaetool.errors import ConfigError
+from vaetool.models import VAE
+
+# Terms every objective reports (nats per image, batch means): what it minimises, E −log p(x|z),
+# E KL(q(z|x) ‖ p(z)) and the β = 1 ELBO −(recon + kl).
+COMMON_TERMS = ("loss", "recon", "kl", "elbo")
+
+
+@dataclass(frozen=True)
+class TrainContext:
+    """What an objective may need to know about the run: N training images (β-TCVAE's dataset
+    size), optimiser steps per epoch, Adam's learning rate for the VAE, the device."""
+
+    n_train: int
+    steps_per_epoch: int
+    lr: float
+    device: torch.device
+
+
+class Objective(nn.Module):
+    """Base class. Subclasses set ``Options`` (a frozen dataclass), ``extra_terms`` and
+    implement :meth:`losses`; objectives with several optimisers override :meth:`train_step`."""
+
+    Options: ClassVar[type]
+    extra_terms: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, model: VAE, options: Any, context: TrainContext) -> None:
+        super().__init__()
+        self.model = [model]  # a list: the VAE is not a submodule (saved as model.*, not here)
+        self.options = options
+        self.context = context
+        self.register_buffer("step", torch.zeros((), dtype=torch.long, device=context.device))
+        self.vae_optimizer = torch.optim.Adam(model.parameters(), lr=context.lr)
+
+    @property
+    def vae(self) -> VAE:
+        return self.model[0]
+
+    @classmethod
+    def terms(cls) -> tuple[str, ...]:
+        """The names :meth:`train_step` and :meth:`eval_terms` return, in display order."""
+        return COMMON_TERMS + cls.extra_terms
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Every optimiser by name (saved and restored by resumable runs)."""
+        return {"vae": self.vae_optimizer}
+
+    def losses(self, x: Tensor) -> dict[str, Tensor]:
+        """All :meth:`terms` for the batch ``x`` as 0-dim tensors, ``loss`` differentiable."""
+        raise NotImplementedError
+
+    def train_step(self, x: Tensor) -> dict[str, Tensor]:
+        """One step on the VAE's loss; the terms, detached (no host sync)."""
+        terms = self.losses(x)
+        self.vae_optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        self.vae_optimizer.step()
+        self.step += 1
+        return {k: v.detach() for k, v in terms.items()}
+
+    @torch.no_grad()
+    def eval_terms(self, x: Tensor) -> dict[str, Tensor]:
+        """The terms on ``x`` without a step (validation)."""
+        return self.losses(x)
+
+    def forward_terms(self, x: Tensor) -> tuple[Any, Tensor, Tensor]:
+        """(VAE output, recon (B,), kl (B,)): the pieces most objectives share (MATH.md §9)."""
+        out = self.vae(x)
+        recon = self.vae.likelihood.nll(out.params, x)
+        kl = self.vae.latent.kl(out.mu, out.logvar)
+        return out, recon, kl
+
+
+def make_options(objective: str, options_type: type, raw: dict[str, Any]) -> Any:
+    """The objective's options from ``raw`` (defaults for what is absent); an option that does
+    not apply, or a bad value, is a ConfigError naming the flag."""
+    names = {f.name for f in fields(options_type)}
+    for key in raw:
+        if key not in names:
+            flag = "--" + key.replace("_", "-")
+            valid = ", ".join("--" + n.replace("_", "-") for n in sorted(names)) or "none"
+            raise ConfigError(
+                f"{flag} does not apply to --objective {objective} (its options: {valid})"
+            )
+    try:
+        return options_type(**raw)
+    except TypeError as err:
+        raise ConfigError(f"--objective {objective}: {err}") from None
