@@ -57,9 +57,11 @@ class FactorEstimate:
 
 
 class Estimator(Protocol):
-    """``needs_posterior``: whether (mu, logvar) must be kept (else the streamed q* suffices)."""
+    """``needs_posterior``: whether (mu, logvar) must be kept (else the streamed q* suffices);
+    ``needs_factorised``: whether it assumes q(z|x) = Π_h q(z_h|x) (paper 003, Theorem 2)."""
 
     needs_posterior: bool
+    needs_factorised: bool
 
     def __call__(
         self,
@@ -78,6 +80,7 @@ class _QStarEstimator:
     Algorithm 1 and Corollary 1). Needs only the streamed q* moments."""
 
     needs_posterior = False
+    needs_factorised = False  # per-factor marginals are the same in every family (MATH.md §10)
 
     def __call__(
         self,
@@ -95,6 +98,7 @@ class _MixtureEstimator:
     only. Consistent, capped at log N."""
 
     needs_posterior = True
+    needs_factorised = True  # its joint density and TC (MATH.md §3) need q(z|x) to factorise
 
     def __call__(
         self,

@@ -46,6 +46,7 @@ class Ranking:
     order: Tensor
     influential: Tensor
     threshold: float
+    noise_corr: float = 0.0  # ρ of the model's correlated posterior noise (0: factorised)
 
     @property
     def primary(self) -> FactorEstimate:
@@ -101,10 +102,13 @@ def rank_factors(
     threshold: float = INFLUENTIAL_THRESHOLD_NATS,
     mixture: MixtureOptions | None = None,
     on_progress: Progress | None = None,
+    noise_corr: float = 0.0,
 ) -> Ranking:
     """Rank factors by I_h from ``estimators[0]``; the others are computed beside it.
 
     ``posterior`` (mu, logvar) is required by estimators that need it (the mixture).
+    ``noise_corr`` ρ > 0 (a correlated-noise posterior, MATH.md §10) refuses estimators that
+    need q(z|x) to factorise.
     """
     names = check_estimators(estimators)
     if qstar.n < WARN_POINTS:
@@ -121,6 +125,13 @@ def rank_factors(
         estimator = ESTIMATORS.get(name)
         if estimator.needs_posterior and posterior is None:
             raise ConfigError(f"--estimator {name} needs the posterior (mu, logvar), not a q* fit")
+        if estimator.needs_factorised and noise_corr > 0:
+            raise ConfigError(
+                f"--estimator {name}: the model's posterior has correlated noise (ρ = "
+                f"{noise_corr:g}), so q(z|x) does not factorise and its joint I(x; z) and TC "
+                "(paper 003, Theorem 2) do not apply; the per-factor q* I_h do (--estimator qstar)"
+            )
         estimates.append(estimator(indicators, posterior, options, on_progress))
     mi = estimates[0].mi
-    return Ranking(indicators, tuple(estimates), stable_order(mi), mi > threshold, threshold)
+    order, influential = stable_order(mi), mi > threshold
+    return Ranking(indicators, tuple(estimates), order, influential, threshold, noise_corr)

@@ -24,7 +24,8 @@ class LatentFamily(nn.Module):
 
     ``factorised``: whether q(z|x) = Π_h q(z_h|x) (paper 003, Theorem 2's hypothesis, which the
     mixture estimator's joint term and TC need). The marginals q(z_h|x) = N(mu_h, σ²_h) are the
-    same in every family, so per-factor analyses hold for all.
+    same in every family, so per-factor analyses hold for all. ``noise_corr``: ρ of the
+    equicorrelated reparameterisation noise (0 for a factorised family; MATH.md §10).
     """
 
     factorised: bool = True

@@ -14,6 +14,7 @@ import torch
 
 from vaetool.analysis.mixture import CAP_WARN_RATIO
 from vaetool.analysis.ranking import Ranking
+from vaetool.models.latents import equicorrelated_kl_constant
 
 NATS_PER_BIT = math.log(2.0)
 
@@ -41,6 +42,7 @@ SUMMARY_LABELS = {
     "kl_qstar_factorised": "Σ_h KL(q*(z_h) ‖ p(z_h)) [nats] (factorised q*, omits TC)",
     "kl_dimensionwise": "Σ_h KL(q(z_h) ‖ p(z_h)) [nats] (mixture, omits TC)",
     "kl_aggregate": "KL(q(z) ‖ p(z)) = rate − I(x; z) [nats] (mixture)",
+    "c_rho": "c_ρ = −½ log det Σ_ρ [nats] (correlated noise: add it to the rate and Σ_h I_h)",
     "n_influential": "influential factors",
     "n_active": "active units (Var μ > 0.01)",
     "n": "points N",
@@ -114,6 +116,8 @@ def ranking_summary(ranking: Ranking, **context: Any) -> dict[str, Any]:
         n=ind.n,
         latents=len(ranking.order),
     )
+    if ranking.noise_corr > 0:
+        summary.update(_correlated_summary(ranking))
     mixture = ranking.estimate("mixture")
     if mixture is not None and mixture.mixture is not None:
         summary.update(_mixture_summary(ranking, mixture.mi, mixture.mixture))
@@ -125,6 +129,21 @@ _SUM_MI_MEANING = {
     "Cor. 1) and Σ_h I(x; z_h) − I(x; z) = TC(z) ≥ 0",
     "consistent": "Σ_h I(x; z_h) estimated consistently; at least I(x; z) since TC(z) ≥ 0",
 }
+
+
+def _correlated_summary(ranking: Ranking) -> dict[str, Any]:
+    """MATH.md §10: with equicorrelated noise the per-factor I_h stand, but I(x; z) is bounded
+    by Σ_h I_h + c_ρ, c_ρ = −½ log det Σ_ρ, and the rate E KL(q(z|x) ‖ p) includes c_ρ."""
+    h, rho = len(ranking.order), ranking.noise_corr
+    c_rho = equicorrelated_kl_constant(h, rho)
+    return {
+        "noise_corr": rho,
+        "c_rho": c_rho,
+        "sum_mi_is": (
+            f"Σ_h I_h bounds Σ_h I(x; z_h) from above; q(z|x) has correlated noise (ρ = {rho:g}), "
+            f"so I(x; z) ≤ Σ_h I_h + c_ρ = Σ_h I_h + {c_rho:.4g} nats (MATH.md §10)"
+        ),
+    }
 
 
 def _mixture_summary(ranking: Ranking, mi: torch.Tensor, est: Any) -> dict[str, Any]:

@@ -153,6 +153,7 @@ def rank_opened(
         threshold=request.threshold,
         mixture=request.mixture,
         on_progress=None if progress is None else _mixture_stage(progress),
+        noise_corr=source.info.model.noise_corr if source.info is not None else 0.0,
     )
     return RankResult(ranking, str(source.path), record.data, record.split, origin)
 

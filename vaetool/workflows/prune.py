@@ -7,6 +7,7 @@ Every output is checked before any work starts.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -179,6 +180,8 @@ def classify(inputs: TaskInputs) -> ClassificationTable:
     source, request, rows = inputs.source, inputs.request, inputs.rows
     train = _codes(source, replace(request.points, split="train", samples=None), everything=True)
     test = _codes(source, request.points)
+    model, _ = source.checkpoint("classification")
+    factorised = model.latent.factorised  # Fano's chain needs q(z|x) to factorise (MATH.md §5)
     accuracy = classification_accuracies(
         train,
         test,
@@ -186,14 +189,13 @@ def classify(inputs: TaskInputs) -> ClassificationTable:
         probes=request.probes,
         repeats=request.repeats,
         refit=request.refit,
+        sampled=factorised,
         seed=request.seed,
     )
     entropy = label_entropy(test.labels)
     classes = int(max(train.labels.max(), test.labels.max())) + 1
-    fano = torch.tensor(
-        [fano_error_lower_bound(mi, entropy, classes) for mi in rows.mi_used.tolist()],
-        dtype=torch.float64,
-    )
+    bounds = [fano_error_lower_bound(mi, entropy, classes) for mi in rows.mi_used.tolist()]
+    fano = torch.tensor(bounds if factorised else [math.nan] * len(bounds), dtype=torch.float64)
     return ClassificationTable(
         rows, accuracy, entropy, classes, len(train.labels), len(test.labels), fano
     )

@@ -45,8 +45,9 @@ def build_report(request: ReportRequest, progress: Progress | None = None) -> Pa
     """Rank, prune (reconstruction; classification when labelled), traverse; write the page."""
     folder = prepare_report_dir(request.folder, request.force)
     source = open_source(request.checkpoint, request.device)
-    source.checkpoint("a report")
-    ranked = rank_opened(source, RankRequest(source.path, estimators=REPORT_ESTIMATORS), progress)
+    model, _ = source.checkpoint("a report")
+    estimators = REPORT_ESTIMATORS if model.latent.factorised else ("qstar",)
+    ranked = rank_opened(source, RankRequest(source.path, estimators=estimators), progress)
     return report_opened(source, folder, ranked, progress)
 
 
