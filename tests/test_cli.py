@@ -106,7 +106,7 @@ def test_quickstart_trains_on_embedded_mnist(tmp_path: Path, cli) -> None:
     for name in ("pulse.png", "reconstructions.png", "report/index.html", "report/traversals.png"):
         assert (out / name).is_file(), name
     code, stdout, _ = cli("info", str(out / "model.safetensors"), "--format", "json")
-    assert json.loads(stdout)["train"]["beta"] == 1.0
+    assert json.loads(stdout)["train"]["options"] == {"beta": 1.0}
 
 
 def test_info_output_file_is_written(trained_run: Path, tmp_path: Path, cli) -> None:

@@ -82,9 +82,21 @@ def _drop(section: str, key: str | None = None) -> Callable[[dict], None]:
 
 BAD_VALUES = ["x", -1, 0, 1.5, 10**12, None, [], {}, True, 1e308, float("nan")]
 FIELDS = {
-    "model": ["architecture", "image_shape", "latents", "likelihood", "sigma2", "hidden"],
+    "model": [
+        "architecture",
+        "image_shape",
+        "latents",
+        "likelihood",
+        "sigma2",
+        "hidden",
+        "encoder",
+        "split_width",
+        "split_depth",
+        "latent",
+        "noise_corr",
+    ],
     "data": ["spec", "split_seed", "fractions", "subset"],
-    "train": ["objective", "beta", "epochs", "batch_size", "lr", "seed", "keep"],
+    "train": ["objective", "options", "epochs", "batch_size", "lr", "seed", "keep"],
 }
 
 
@@ -103,7 +115,7 @@ def document_mutations() -> Iterator[Mutation]:
 
 
 def tensor_mutations(rng: random.Random) -> Iterator[Mutation]:
-    names = ["encoder.head.weight", "encoder.head.bias", "decoder.input.weight"]
+    names = ["model.encoder.head.weight", "model.encoder.head.bias", "model.decoder.input.weight"]
     for name in names:
         for value in (float("nan"), float("inf"), -float("inf"), 1e30):
 

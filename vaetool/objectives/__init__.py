@@ -9,12 +9,21 @@ from __future__ import annotations
 from typing import Any
 
 from vaetool.models import VAE
+from vaetool.objectives.annealed import AnnealedVAE
 from vaetool.objectives.base import COMMON_TERMS, Objective, TrainContext, make_options
 from vaetool.objectives.beta_vae import BetaVAE
+from vaetool.objectives.dip import DIPVAEI, DIPVAEII
+from vaetool.objectives.factor_vae import FactorVAE
+from vaetool.objectives.tcvae import BetaTCVAE
 from vaetool.registry import Registry
 
 OBJECTIVES: Registry[type[Objective]] = Registry("objective", "--objective")
 OBJECTIVES.register("beta_vae")(BetaVAE)
+OBJECTIVES.register("annealed_vae")(AnnealedVAE)
+OBJECTIVES.register("beta_tcvae")(BetaTCVAE)
+OBJECTIVES.register("factor_vae")(FactorVAE)
+OBJECTIVES.register("dip_vae_i")(DIPVAEI)
+OBJECTIVES.register("dip_vae_ii")(DIPVAEII)
 
 
 def resolve_options(name: str, raw: dict[str, Any]) -> dict[str, Any]:
