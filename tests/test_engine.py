@@ -95,7 +95,8 @@ def test_a_first_release_checkpoint_still_loads_and_is_analysed(cli) -> None:
     assert info.format_version == 1 and info.train.options == {"beta": 1.0}
     assert info.model.encoder == "paper" and info.model.latent == "gaussian"
     code, out, err = cli("mi", "rank", str(FIXTURE_V1), "--device", "cpu", "-f", "json")
-    assert code == 0, err and len(json.loads(out)["factors"]) == 4
+    assert code == 0, err
+    assert len(json.loads(out)["factors"]) == 4
 
 
 def _rewrite_document(source: Path, target: Path, edit) -> Path:
@@ -117,6 +118,9 @@ def test_format_2_newer_formats_and_unknown_keys(trained_run: Path, tmp_path: Pa
     typo = _rewrite_document(checkpoint, tmp_path / "t.safetensors",
                              lambda doc: doc["model"].update(latentz=4))  # fmt: skip
     assert "unknown key 'latentz'" in fails("mi", "rank", str(typo))
+    swapped = _rewrite_document(checkpoint, tmp_path / "s.safetensors",
+                                lambda doc: doc["model"].update(likelihood="gaussian"))  # fmt: skip
+    assert "weights do not match its config" in fails("mi", "rank", str(swapped))
     for field, value in (("latents", 1.5), ("hidden", -1), ("sigma2", "x")):
 
         def edit(doc, f=field, v=value):
@@ -140,5 +144,22 @@ def test_correlated_noise_is_handled_or_refused(tmp_path: Path, cli, fails) -> N
     assert "does not factorise" in err and "Theorem 2" in err
     code, stdout, err = cli("prune", checkpoint, "--task", "classify", "--top", "100%", "-f",
                             "json", "--repeats", "1")  # fmt: skip
-    assert code == 0, err and json.loads(stdout)[0]["fano_error_lb"] is None
+    assert code == 0, err
+    assert json.loads(stdout)[0]["fano_error_lb"] is None
     assert cli("report", checkpoint, "--device", "cpu")[0] == 0
+
+
+def test_an_altered_sigma2_is_caught(tmp_path: Path, cli, fails) -> None:
+    out = tmp_path / "g"
+    code, _, err = cli("train", *TINY, "--likelihood", "gaussian", "--sigma2", "0.05",
+                       "--out", str(out))  # fmt: skip
+    assert code == 0, err
+    altered = _rewrite_document(out / "model.safetensors", tmp_path / "a.safetensors",
+                                lambda doc: doc["model"].update(sigma2=0.5))  # fmt: skip
+    assert "the file was altered" in fails("mi", "rank", str(altered))
+
+    def to_bernoulli(doc: dict) -> None:
+        doc["model"]["likelihood"] = "bernoulli"
+
+    swapped = _rewrite_document(out / "model.safetensors", tmp_path / "b.safetensors", to_bernoulli)
+    assert "weights do not match its config" in fails("mi", "rank", str(swapped))

@@ -13,6 +13,7 @@ read and migrated; a newer format is refused with a line saying to upgrade vaeto
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,20 @@ def load_checkpoint(
     except RuntimeError as err:
         first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
         raise CheckpointError(f"{target}: weights do not match its config ({first})") from None
+    _check_buffers_match_config(target, model)
     return model.to(device).eval(), info
+
+
+def _check_buffers_match_config(path: Path, model: VAE) -> None:
+    """Settings stored twice (metadata and tensors) must agree: the Gaussian likelihood's σ²."""
+    sigma2 = getattr(model.likelihood, "sigma2", None)
+    if isinstance(sigma2, torch.Tensor) and not math.isclose(
+        float(sigma2), model.config.sigma2, rel_tol=1e-6
+    ):
+        raise CheckpointError(
+            f"{path}: its metadata says sigma2 = {model.config.sigma2:g} but its tensors hold "
+            f"{float(sigma2):g}; the file was altered"
+        )
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> VAE:
@@ -169,7 +183,9 @@ def model_tensors(
 ) -> dict[str, torch.Tensor]:
     """The VAE's tensors, unprefixed (format 1 stored only those, without a prefix); the
     objective's and a run state's tensors are left out: analysis needs only the model."""
-    if info.format_version == 1:
+    if info.format_version == 1:  # no prefix, and no likelihood buffer yet
+        if info.model.likelihood == "gaussian":
+            return {**tensors, "likelihood.sigma2": torch.tensor(float(info.model.sigma2))}
         return tensors
     n = len(MODEL_PREFIX)
     return {k[n:]: v for k, v in tensors.items() if k.startswith(MODEL_PREFIX)}

@@ -61,15 +61,17 @@ class FixedGaussian(Likelihood):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        self.sigma2 = config.sigma2
+        # A buffer, saved as model.likelihood.sigma2: a checkpoint whose metadata names another
+        # likelihood (or another σ²) than its tensors hold is refused when read.
+        self.register_buffer("sigma2", torch.tensor(float(config.sigma2)))
 
     def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         d = x[0].numel()
         sse = (x - params).square().flatten(1).sum(1)
-        return sse / (2 * self.sigma2) + 0.5 * d * math.log(2 * math.pi * self.sigma2)
+        return sse / (2 * self.sigma2) + 0.5 * d * torch.log(2 * math.pi * self.sigma2)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return params
 
     def sample(self, params: torch.Tensor) -> torch.Tensor:
-        return params + math.sqrt(self.sigma2) * torch.randn_like(params)
+        return params + self.sigma2.sqrt() * torch.randn_like(params)
