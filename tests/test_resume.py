@@ -34,7 +34,8 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize(("objective", "options"), [("beta_vae", {"beta": 2.0}),
-                                                    ("factor_vae", {"gamma": 10.0})])  # fmt: skip
+                                                    pytest.param("factor_vae", {"gamma": 10.0},
+                                                                 marks=pytest.mark.slow)])  # fmt: skip
 def test_stopped_then_resumed_equals_uninterrupted(
     tmp_path: Path, objective: str, options: dict
 ) -> None:
