@@ -33,9 +33,13 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return vaetool.load(path).state_dict()
 
 
-@pytest.mark.parametrize(("objective", "options"), [("beta_vae", {"beta": 2.0}),
-                                                    pytest.param("factor_vae", {"gamma": 10.0},
-                                                                 marks=pytest.mark.slow)])  # fmt: skip
+SLOW = pytest.mark.slow
+
+
+CASES = [("beta_vae", {"beta": 2.0}), pytest.param("factor_vae", {"gamma": 10.0}, marks=SLOW)]
+
+
+@pytest.mark.parametrize(("objective", "options"), CASES)
 def test_stopped_then_resumed_equals_uninterrupted(
     tmp_path: Path, objective: str, options: dict
 ) -> None:

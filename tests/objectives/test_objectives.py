@@ -175,7 +175,7 @@ def batch() -> torch.Tensor:
 
 
 def _fast_first(names: list[str], fast: str) -> list:
-    """Every registered name; all but ``fast`` run in the slow lane when crossed with another axis."""
+    """Every registered name; all but ``fast`` run in the slow lane (crossed with another axis)."""
     return [n if n == fast else pytest.param(n, marks=pytest.mark.slow) for n in names]
 
 
