@@ -244,29 +244,35 @@ def fit(
     ``keep = "best"``). A NaN or inf loss — checked where the progress display syncs anyway,
     and at each epoch's end — raises :class:`Diverged`; Ctrl-C raises :class:`Interrupted`.
     """
-    config = session.train_config
-    for epoch in range(len(session.history) + 1, config.epochs + 1):
-        start = time.perf_counter()
-        try:
-            train_means = _train_epoch(session, epoch, on_batch)
-            val_means = evaluate(session.objective, session.val_feed, config, config.seed + 1)
-        except _NonFinite as bad:
-            raise Diverged(_diverged_message(epoch, bad.batch, config)) from None
-        except KeyboardInterrupt:
-            raise Interrupted(f"stopped by Ctrl-C in epoch {epoch}") from None
-        if not all(math.isfinite(v) for v in val_means.values()):
-            raise Diverged(_diverged_message(epoch, None, config))
-        seconds = time.perf_counter() - start
-        record = EpochRecord(
-            epoch, train_means, val_means, seconds, len(session.train_feed) / seconds
-        )
-        session.history.append(record)
-        session.last = {k: v.detach().clone() for k, v in session.model.state_dict().items()}
-        if config.keep == "best" and kept_epoch(session.history, "best") == epoch:
-            session.best = session.last
-        if on_epoch is not None:
-            on_epoch(record)
+    epoch = len(session.history)
+    try:
+        for epoch in range(len(session.history) + 1, session.train_config.epochs + 1):
+            _fit_epoch(session, epoch, on_batch, on_epoch)
+    except KeyboardInterrupt:  # anywhere, the epoch callback included: finished records stand
+        raise Interrupted(f"stopped by Ctrl-C in epoch {epoch}") from None
     return session.history
+
+
+def _fit_epoch(
+    session: Session, epoch: int, on_batch: BatchCallback | None, on_epoch: EpochCallback | None
+) -> None:
+    config = session.train_config
+    start = time.perf_counter()
+    try:
+        train_means = _train_epoch(session, epoch, on_batch)
+        val_means = evaluate(session.objective, session.val_feed, config, config.seed + 1)
+    except _NonFinite as bad:
+        raise Diverged(_diverged_message(epoch, bad.batch, config)) from None
+    if not all(math.isfinite(v) for v in val_means.values()):
+        raise Diverged(_diverged_message(epoch, None, config))
+    seconds = time.perf_counter() - start
+    record = EpochRecord(epoch, train_means, val_means, seconds, len(session.train_feed) / seconds)
+    session.last = {k: v.detach().clone() for k, v in session.model.state_dict().items()}
+    session.history.append(record)
+    if config.keep == "best" and kept_epoch(session.history, "best") == epoch:
+        session.best = session.last
+    if on_epoch is not None:
+        on_epoch(record)
 
 
 class _NonFinite(Exception):
