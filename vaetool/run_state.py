@@ -113,7 +113,7 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], doc: dict[str, Any]) 
 
 
 def _rng_tensors(session: Session) -> dict[str, torch.Tensor]:
-    tensors = {"rng.torch": torch.get_rng_state(), "rng.shuffle": session.shuffle.get_state()}
+    tensors = {"rng.torch": session.noise_state(), "rng.shuffle": session.shuffle.get_state()}
     if session.device.type == "cuda":
         for i, state in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng.cuda.{i}"] = state

@@ -103,6 +103,11 @@ class Session:
     history: list[EpochRecord] = field(default_factory=list)
     last: dict[str, torch.Tensor] | None = None
     best: dict[str, torch.Tensor] | None = None
+    noise: torch.Generator | None = None  # training noise: None = torch's global generator
+
+    def noise_state(self) -> torch.Tensor:
+        """The training-noise generator's state (what a resumed run restores)."""
+        return self.noise.get_state() if self.noise is not None else torch.get_rng_state()
 
 
 def start_session(
@@ -176,10 +181,21 @@ def run_session(
     try:
         fit(session, on_batch, on_epoch)
     except (Diverged, Interrupted) as stop:
-        if session.last is not None:
-            status = "diverged" if isinstance(stop, Diverged) else "interrupted"
-            stop.partial = _result(session, session.last, len(session.history), status)
+        stop.partial = stopped_result(session, stop)
         raise
+    return finish_session(session)
+
+
+def stopped_result(session: Session, stop: Diverged | Interrupted) -> TrainResult | None:
+    """The last finished epoch's weights of a stopped run (None if no epoch finished)."""
+    if session.last is None:
+        return None
+    status = "diverged" if isinstance(stop, Diverged) else "interrupted"
+    return _result(session, session.last, len(session.history), status)
+
+
+def finish_session(session: Session) -> TrainResult:
+    """The weights ``keep`` chose, described, with the information check (MATH.md §1)."""
     keep = session.train_config.keep
     kept = kept_epoch(session.history, keep)
     weights = session.best if keep == "best" else session.last
@@ -267,9 +283,15 @@ def _fit_epoch(
         raise Diverged(_diverged_message(epoch, None, config))
     seconds = time.perf_counter() - start
     record = EpochRecord(epoch, train_means, val_means, seconds, len(session.train_feed) / seconds)
+    end_epoch(session, record, on_epoch)
+
+
+def end_epoch(session: Session, record: EpochRecord, on_epoch: EpochCallback | None) -> None:
+    """Keep the finished epoch: its record, a copy of its weights (and of the best's), then
+    ``on_epoch`` (which saves a resumable run's state)."""
     session.last = {k: v.detach().clone() for k, v in session.model.state_dict().items()}
     session.history.append(record)
-    if config.keep == "best" and kept_epoch(session.history, "best") == epoch:
+    if session.train_config.keep == "best" and kept_epoch(session.history, "best") == record.epoch:
         session.best = session.last
     if on_epoch is not None:
         on_epoch(record)

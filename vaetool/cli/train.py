@@ -80,6 +80,13 @@ def train(
     seed: Annotated[
         int | None, _opt("[optimisation] Seed of weights, shuffling and noise.")
     ] = None,
+    seeds: Annotated[
+        str | None,
+        _opt(
+            "[optimisation] Seeds 0,1,2: train them at once as one batched model into "
+            "OUT/seed-S (each equal to its --seed run)."
+        ),
+    ] = None,
     keep: Annotated[
         str | None, _opt("[optimisation] Save the last or the best (val ELBO) epoch.")
     ] = None,
@@ -102,7 +109,7 @@ def train(
     Example: vaetool train --data mnist5k --epochs 20 --batch-size 25 --out runs/mnist
     """
     settings = {k: v for k, v in locals().items() if k not in _RUN_ONLY}  # first: only options
-    from vaetool.workflows import resume_run, train_request, train_run
+    from vaetool.workflows import resume_run, resume_seeds, train_request, train_run, train_seeds
 
     if resume is not None:
         given = [f"--{k.replace('_', '-')}" for k, v in settings.items() if v is not None]
@@ -113,16 +120,41 @@ def train(
                 param_hint="--resume",
             )
         with training_display() as (on_batch, on_epoch, _):
-            outcome = resume_run(resume, device=device, threads=threads, on_batch=on_batch,
-                                 on_epoch=on_epoch)  # fmt: skip
+            if _is_seed_group(resume):
+                show = _labelled(on_epoch)
+                outcomes = resume_seeds(resume, device=device, threads=threads,
+                                        on_batch=on_batch, on_epoch=show)  # fmt: skip
+            else:
+                outcomes = [resume_run(resume, device=device, threads=threads,
+                                       on_batch=on_batch, on_epoch=on_epoch)]  # fmt: skip
     else:
-        run = {"out": out, "force": force or None, "device": device, "threads": threads}
+        run = {"out": out, "force": force or None, "device": device, "threads": threads,
+               "seeds": settings.pop("seeds")}  # fmt: skip
         request = train_request({**settings, **run}, config)
         with training_display() as (on_batch, on_epoch, _):
-            outcome = train_run(request, on_batch, on_epoch)
-    _console.result_line(f"checkpoint  {outcome.checkpoint}\nhistory     {outcome.history}")
-    if outcome.result.info.train.keep == "best":
-        _console.note(f"kept the weights of epoch {outcome.result.kept_epoch} (best val ELBO)")
+            if request.seeds:
+                outcomes = train_seeds(request, on_batch, _labelled(on_epoch))
+            else:
+                outcomes = [train_run(request, on_batch, on_epoch)]
+    for outcome in outcomes:
+        _console.result_line(f"checkpoint  {outcome.checkpoint}\nhistory     {outcome.history}")
+        if outcome.result.info.train.keep == "best":
+            _console.note(f"kept the weights of epoch {outcome.result.kept_epoch} (best val ELBO)")
+
+
+def _is_seed_group(folder: Path) -> bool:
+    """A ``--seeds`` run folder: no state of its own, seed-*/ folders with one."""
+    return not (folder / "resume.safetensors").exists() and any(folder.glob("seed-*/resume.*"))
+
+
+def _labelled(on_epoch: Callable[..., None]) -> Callable[[int, EpochRecord], None]:
+    """The per-epoch line for model k of a stack (only the first model's line is printed)."""
+
+    def show(k: int, record: EpochRecord) -> None:
+        if k == 0:
+            on_epoch(record)
+
+    return show
 
 
 _RUN_ONLY = ("config", "resume", "out", "force", "threads", "device")

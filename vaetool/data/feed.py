@@ -46,5 +46,22 @@ class DeviceFeed:
             rows = self.indices[order[start : start + batch_size]].numpy()
             yield self.data.images(rows).to(self.device, non_blocking=True)
 
+    def stacked_batches(
+        self, batch_size: int, generators: list[torch.Generator]
+    ) -> Iterator[torch.Tensor]:
+        """K shuffled orders at once (model k's from ``generators[k]``, as :meth:`batches`
+        draws it): minibatches (K, B, C, H, W), one gather per step."""
+        n = len(self)
+        order = torch.stack([torch.randperm(n, generator=g) for g in generators])  # (K, n)
+        k = order.shape[0]
+        for start in range(0, n, batch_size):
+            rows = order[:, start : start + batch_size]  # (K, B)
+            if self.resident is not None:
+                yield to_unit_float(self.resident[rows.to(self.device)])
+                continue
+            flat = self.indices[rows.reshape(-1)].numpy()
+            images = self.data.images(flat).to(self.device, non_blocking=True)
+            yield images.reshape(k, -1, *images.shape[1:])
+
     def num_batches(self, batch_size: int) -> int:
         return -(-len(self) // batch_size)

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from vaetool.config import ModelConfig
+from vaetool.models import noise
 from vaetool.registry import Registry
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -32,7 +33,7 @@ class LatentFamily(nn.Module):
     noise_corr: float = 0.0
 
     def sample(self, mu: Tensor, logvar: Tensor) -> Tensor:
-        """z ~ q(z|x), reparameterised, (B, H), from torch's global generator."""
+        """z ~ q(z|x), reparameterised, (B, H); noise from vaetool.models.noise."""
         raise NotImplementedError
 
     def kl(self, mu: Tensor, logvar: Tensor) -> Tensor:
@@ -76,7 +77,7 @@ class DiagonalGaussian(LatentFamily):
         super().__init__()
 
     def sample(self, mu: Tensor, logvar: Tensor) -> Tensor:
-        return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        return mu + torch.exp(0.5 * logvar) * noise.normal(mu.shape, mu)
 
     def kl(self, mu: Tensor, logvar: Tensor) -> Tensor:
         """Σ_h ½(mu² + σ² − 1 − logvar): paper 002, Def. 1 per row."""
@@ -129,8 +130,8 @@ class EquicorrelatedGaussian(LatentFamily):
     def sample(self, mu: Tensor, logvar: Tensor) -> Tensor:
         """z = mu + σ ⊙ ε, ε = √(1−ρ) u + √ρ w 1: u ~ N(0, I_H), one w ~ N(0, 1) per row. (B, H)."""
         rho = self.noise_corr
-        u = torch.randn_like(mu)  # (B, H)
-        w = torch.randn(*mu.shape[:-1], 1, dtype=mu.dtype, device=mu.device)  # (B, 1), shared
+        u = noise.normal(mu.shape, mu)  # (B, H)
+        w = noise.normal((*mu.shape[:-1], 1), mu)  # (B, 1), shared
         eps = math.sqrt(1.0 - rho) * u + math.sqrt(rho) * w
         return mu + torch.exp(0.5 * logvar) * eps
 

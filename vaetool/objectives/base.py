@@ -67,12 +67,15 @@ class Objective(nn.Module):
         """All :meth:`terms` for the batch ``x`` as 0-dim tensors, ``loss`` differentiable."""
         raise NotImplementedError
 
+    def step_losses(self, terms: dict[str, Tensor]) -> dict[str, Tensor]:
+        """What each optimiser (by :meth:`optimizers` name) descends: its gradient is taken of
+        this loss for that optimiser's parameters only."""
+        return {"vae": terms["loss"]}
+
     def train_step(self, x: Tensor) -> dict[str, Tensor]:
-        """One step on the VAE's loss; the terms, detached (no host sync)."""
+        """One step of every optimiser on its loss; the terms, detached (no host sync)."""
         terms = self.losses(x)
-        self.vae_optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        self.vae_optimizer.step()
+        apply_step(self.optimizers(), self.step_losses(terms))
         self.step += 1
         return {k: v.detach() for k, v in terms.items()}
 
@@ -87,6 +90,22 @@ class Objective(nn.Module):
         recon = self.vae.likelihood.nll(out.params, x)
         kl = self.vae.latent.kl(out.mu, out.logvar)
         return out, recon, kl
+
+
+def apply_step(optimizers: dict[str, torch.optim.Optimizer], losses: dict[str, Tensor]) -> None:
+    """Each optimiser's gradient of its own loss (for its parameters only: FactorVAE's VAE loss
+    does not train the discriminator), then every optimiser's step. The parameters may be
+    stacked (K, ...) for K models trained at once: their losses are summed, so each model's
+    slice gets its own gradient."""
+    pending = list(losses.items())
+    for i, (name, loss) in enumerate(pending):
+        params = [p for group in optimizers[name].param_groups for p in group["params"]]
+        grads = torch.autograd.grad(loss, params, retain_graph=i + 1 < len(pending),
+                                    allow_unused=True)  # fmt: skip
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g
+    for optimizer in optimizers.values():
+        optimizer.step()
 
 
 def make_options(objective: str, options_type: type, raw: dict[str, Any]) -> Any:

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from vaetool.config import check_finite
 from vaetool.errors import ConfigError
+from vaetool.models import noise
 from vaetool.objectives.base import Objective, TrainContext
 
 
@@ -53,7 +54,7 @@ def discriminator(latents: int, layers: int, width: int) -> nn.Sequential:
 def permute_dims(z: Tensor) -> Tensor:
     """z̃_ih = z_{π_h(i), h}: an independent random permutation of the rows for each factor,
     batched (one argsort of random keys per column), (M, H)."""
-    order = torch.argsort(torch.rand(z.shape, device=z.device), dim=0)
+    order = torch.argsort(noise.uniform(z.shape, z), dim=0)
     return z.gather(0, order)
 
 
@@ -97,18 +98,9 @@ class FactorVAE(Objective):
     def _discriminator_loss(self, z: Tensor) -> Tensor:
         return discriminator_loss(self.discriminator(z), self.discriminator(permute_dims(z)))
 
-    def train_step(self, x: Tensor) -> dict[str, Tensor]:
-        """A VAE step on its loss, then a discriminator step on codes of the same batch."""
-        terms, z = self._terms(x)
-        self.vae_optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        self.vae_optimizer.step()
-        d_loss = self._discriminator_loss(z)
-        self.discriminator_optimizer.zero_grad(set_to_none=True)  # drops the VAE step's grads
-        d_loss.backward()
-        self.discriminator_optimizer.step()
-        self.step += 1
-        return {**{k: v.detach() for k, v in terms.items()}, "discriminator_loss": d_loss.detach()}
+    def step_losses(self, terms: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The VAE descends its loss, the discriminator its own (on detached codes)."""
+        return {"vae": terms["loss"], "discriminator": terms["discriminator_loss"]}
 
     def losses(self, x: Tensor) -> dict[str, Tensor]:
         terms, z = self._terms(x)

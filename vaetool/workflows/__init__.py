@@ -23,8 +23,10 @@ from vaetool.workflows.train import (
     TrainOutcome,
     TrainRequest,
     resume_run,
+    resume_seeds,
     train_request,
     train_run,
+    train_seeds,
 )
 from vaetool.workflows.traverse import TraverseRequest, TraverseResult, traverse, traverse_opened
 
@@ -56,8 +58,10 @@ __all__ = [
     "rank_posterior",
     "read_info",
     "resume_run",
+    "resume_seeds",
     "train_request",
     "train_run",
+    "train_seeds",
     "traverse",
     "traverse_opened",
 ]

@@ -18,13 +18,16 @@ import fcntl
 import json
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import IO, Any
+
+import torch
 
 from vaetool.checkpoint import save_checkpoint
 from vaetool.config import DataConfig, ModelChoice, TrainConfig
 from vaetool.device import configure_threads
+from vaetool.ensemble import StackEpochCallback, fit_stack, stack_sessions
 from vaetool.errors import CheckpointError, ConfigError
 from vaetool.objectives import resolve_options
 from vaetool.run_state import load_run_state, save_run_state
@@ -35,8 +38,11 @@ from vaetool.training import (
     Interrupted,
     Session,
     TrainResult,
+    finish_session,
+    open_session,
     run_session,
     start_session,
+    stopped_result,
 )
 
 CHECKPOINT_NAME = "model.safetensors"
@@ -57,6 +63,7 @@ class TrainRequest:
     threads: int | None = None  # CPU threads for torch (None: torch's default)
     force: bool = False
     device: str = "auto"
+    seeds: tuple[int, ...] = ()  # train these K seeds at once into out/seed-S (vaetool.ensemble)
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,10 +85,108 @@ def train_run(
     ``model.partial.safetensors`` (and raises, saying so); a run that fails before its first
     epoch leaves the folder as it was (and removes it if it created it).
     """
+    if request.seeds:
+        raise ConfigError("train_run: the request has seeds; use train_seeds")
     configure_threads(request.threads)
     with RunFolder(request.out, request.force) as run:
         session = start_session(request.data, request.train, request.model, request.device)
         return _run(session, run, on_batch, on_epoch)
+
+
+def seed_folder(out: Path, seed: int) -> Path:
+    """Where seed ``seed`` of a ``--seeds`` run lives: ``out/seed-<seed>``."""
+    return Path(out) / f"seed-{seed}"
+
+
+def train_seeds(
+    request: TrainRequest,
+    on_batch: BatchCallback | None = None,
+    on_epoch: StackEpochCallback | None = None,
+) -> list[TrainOutcome]:
+    """Train ``request.seeds`` at once as one batched model (vaetool.ensemble) into
+    ``out/seed-<s>``: each an ordinary run folder (history, resumable state, checkpoint), the
+    checkpoint equal on a CPU to a separate run's with ``--seed s``."""
+    configure_threads(request.threads)
+    seeds = request.seeds
+    with contextlib.ExitStack() as held:
+        runs = [held.enter_context(RunFolder(seed_folder(request.out, s), request.force))
+                for s in seeds]  # fmt: skip
+        lead = start_session(request.data, replace(request.train, seed=seeds[0]), request.model,
+                             request.device)  # fmt: skip
+        sessions = [_own_noise(lead)]
+        data = lead.train_feed.data
+        for s in seeds[1:]:
+            config = replace(lead.train_config, seed=s)
+            opened = open_session(lead.model_config, lead.data_config, config, request.device, data)
+            sessions.append(_own_noise(opened))
+        return _run_stack(sessions, runs, on_batch, on_epoch)
+
+
+def resume_seeds(
+    out: Path,
+    *,
+    device: str = "auto",
+    threads: int | None = None,
+    on_batch: BatchCallback | None = None,
+    on_epoch: StackEpochCallback | None = None,
+) -> list[TrainOutcome]:
+    """Continue a ``--seeds`` run: its unfinished ``out/seed-*`` folders, at once."""
+    configure_threads(threads)
+    folders = sorted(p.parent for p in Path(out).glob(f"seed-*/{RESUME_NAME}"))
+    if not folders:
+        raise CheckpointError(f"--resume {out}: no seed-*/{RESUME_NAME}; nothing to resume")
+    with contextlib.ExitStack() as held:
+        runs = [held.enter_context(RunFolder(f, resume=True)) for f in folders]
+        sessions = []
+        for run in runs:
+            session = load_run_state(run.folder / RESUME_NAME, device)  # sets the global RNG
+            run.rewrite_history(session.history)
+            sessions.append(_own_noise(session))
+        return _run_stack(sessions, runs, on_batch, on_epoch)
+
+
+def _own_noise(session: Session) -> Session:
+    """Move the session's training noise to its own generator, in the global one's state."""
+    if session.device.type == "cpu":
+        session.noise = torch.Generator()
+        session.noise.set_state(torch.get_rng_state())
+    return session
+
+
+def _run_stack(
+    sessions: list[Session],
+    runs: list[RunFolder],
+    on_batch: BatchCallback | None,
+    on_epoch: StackEpochCallback | None,
+) -> list[TrainOutcome]:
+    stack = stack_sessions(sessions)
+
+    def record(k: int, epoch: EpochRecord) -> None:
+        save_run_state(runs[k].folder / RESUME_NAME, sessions[k])
+        runs[k].append(epoch)
+        if on_epoch is not None:
+            on_epoch(k, epoch)
+
+    try:
+        fit_stack(stack, on_batch, record)
+    except (Diverged, Interrupted) as stop:
+        kept = []
+        for session, run in zip(sessions, runs, strict=True):
+            partial = stopped_result(session, stop)
+            if partial is not None:
+                kept.append(str(run.save(partial, PARTIAL_NAME)))
+        what = (f"the weights of epoch {len(sessions[0].history)} are in " + ", ".join(kept)
+                if kept else "no epoch finished, nothing was kept")  # fmt: skip
+        if kept and isinstance(stop, Interrupted):
+            what += f"; continue with `vaetool train --resume {runs[0].folder.parent}`"
+        raise type(stop)(f"{stop.args[0]}; {what}") from None
+    outcomes = []
+    for session, run in zip(sessions, runs, strict=True):
+        result = finish_session(session)
+        checkpoint = run.save(result, CHECKPOINT_NAME)
+        (run.folder / RESUME_NAME).unlink(missing_ok=True)
+        outcomes.append(TrainOutcome(result, checkpoint, run.folder / HISTORY_NAME))
+    return outcomes
 
 
 def resume_run(
@@ -266,7 +371,7 @@ def _cell(value: object) -> object:
 # DataConfig field names; run: the request's own), the rest are the objective's options.
 DATA_KEYS = {"data": "spec", "subset": "subset", "split_seed": "split_seed"}
 TRAIN_KEYS = ("objective", "epochs", "batch_size", "lr", "seed", "keep")
-RUN_KEYS = ("out", "force", "device", "threads")
+RUN_KEYS = ("out", "force", "device", "threads", "seeds")
 
 
 def train_request(settings: dict[str, Any], config_file: Path | None = None) -> TrainRequest:
@@ -284,11 +389,32 @@ def train_request(settings: dict[str, Any], config_file: Path | None = None) -> 
     run = {k: merged.pop(k) for k in list(merged) if k in RUN_KEYS}
     if "out" in run:
         run["out"] = Path(run["out"])
+    if "seeds" in run:
+        run["seeds"] = parse_seeds(run["seeds"])
+        if "seed" in train:
+            raise ConfigError("--seed and --seeds: give one (--seeds trains several at once)")
     train_config = TrainConfig(options=merged, **train)
     resolve_options(train_config.objective, merged)  # an option that does not apply fails now
     return TrainRequest(
         data=DataConfig(**data), train=train_config, model=ModelChoice(**model), **run
     )
+
+
+MAX_SEEDS = 64  # models in one stack
+
+
+def parse_seeds(value: object) -> tuple[int, ...]:
+    """``--seeds 0,1,2`` (or a TOML list): distinct non-negative ints, at most MAX_SEEDS."""
+    items = value.split(",") if isinstance(value, str) else value
+    try:
+        seeds = tuple(int(str(item).strip()) for item in items)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        seeds = ()
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds {value!r}: expected distinct seeds >= 0, e.g. 0,1,2")
+    if len(seeds) > MAX_SEEDS:
+        raise ConfigError(f"--seeds: {len(seeds)} seeds; at most {MAX_SEEDS} train at once")
+    return seeds
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

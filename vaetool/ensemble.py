@@ -1,0 +1,280 @@
+"""K models of one shape trained at once, as one batched model (``vaetool train --seeds``).
+
+Each model keeps its own :class:`~vaetool.training.Session` (its seed's weights, shuffling and
+noise generators, history, run folder); the training truth is one set of stacked parameters
+(K, ...) that every step evaluates with ``torch.func.vmap`` over ``functional_call``. The K
+losses are summed, and as the models share no parameter each slice gets exactly its own
+gradient; Adam is elementwise, so one Adam over the stack is K Adams. Each model's noise is
+drawn outside vmap from its own generator in its separate run's order (vaetool.models.noise), so
+on a CPU model k ends equal, to float tolerance, to ``vaetool train --seed k``. On CUDA the
+noise is one draw for all K from the global generator (same distribution, no per-model loop).
+
+At every epoch's end the stack is written back into the K sessions (weights and optimiser
+states), so each saves the ordinary resumable state, history row and checkpoint of a single run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from vaetool.errors import ConfigError
+from vaetool.models import noise
+from vaetool.objectives.base import apply_step
+from vaetool.training import (
+    _REFRESH_EVERY,
+    BatchCallback,
+    Diverged,
+    EpochRecord,
+    Interrupted,
+    Session,
+    _diverged_message,
+    end_epoch,
+)
+
+StackEpochCallback = Callable[[int, EpochRecord], None]  # (model index k, its record)
+
+
+class _Bundle(nn.Module):
+    """A session's VAE and objective as one module whose forward is the objective's terms:
+    the template ``functional_call`` fills with one model's slice of the stack."""
+
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.model = session.model
+        self.objective = session.objective
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        return self.objective.losses(x)
+
+
+@dataclass(eq=False)
+class Stack:
+    """K sessions of one configuration (but the seed) and their stacked training state."""
+
+    sessions: list[Session]
+    bundle: _Bundle
+    params: dict[str, Tensor]  # (K, ...) leaves, the training truth
+    optimizers: dict[str, torch.optim.Optimizer]
+    per_model_noise: bool  # True: model k's draws from sessions[k].noise (CPU, exact)
+    plans: dict[int, list[noise.Draw]] = field(default_factory=dict)
+
+    @property
+    def k(self) -> int:
+        return len(self.sessions)
+
+    @property
+    def lead(self) -> Session:
+        return self.sessions[0]
+
+
+def stack_sessions(sessions: list[Session]) -> Stack:
+    """One stack from sessions that differ only in their seed (and have done the same epochs).
+
+    Each session's training noise moves to its own generator, in the state the global one has
+    when its run starts training (so call this right after opening each session, in order).
+    """
+    lead = sessions[0]
+    for other in sessions[1:]:
+        if (other.model_config, other.data_config) != (lead.model_config, lead.data_config):
+            raise ConfigError("--seeds: every model must share the configuration but the seed")
+        if len(other.history) != len(lead.history):
+            raise ConfigError("--seeds: the runs have done different numbers of epochs")
+    bundles = [_Bundle(s) for s in sessions]
+    names = [n for n, _ in bundles[0].named_parameters()]
+    with torch.no_grad():
+        params = {n: torch.stack([dict(b.named_parameters())[n] for b in bundles]) for n in names}
+    params = {n: p.detach().requires_grad_(True) for n, p in params.items()}
+    return Stack(sessions, bundles[0], params, _stacked_optimizers(bundles, params),
+                 lead.device.type == "cpu")  # fmt: skip
+
+
+def _stacked_optimizers(
+    bundles: list[_Bundle], params: dict[str, Tensor]
+) -> dict[str, torch.optim.Optimizer]:
+    """The lead objective's optimisers (same class and hyperparameters) over the stack, with
+    every model's optimiser state (Adam's moments) stacked in."""
+    lead = bundles[0]
+    name_of = {id(p): n for n, p in lead.named_parameters()}
+    out = {}
+    for key, optimizer in lead.objective.optimizers().items():
+        groups = []
+        for group in optimizer.param_groups:
+            hyper = {k: v for k, v in group.items() if k != "params"}
+            groups.append({**hyper, "params": [params[name_of[id(p)]] for p in group["params"]]})
+        stacked = type(optimizer)(groups)
+        members = [b.objective.optimizers()[key] for b in bundles]
+        for i, group in enumerate(stacked.param_groups):
+            for j, p in enumerate(group["params"]):
+                states = [m.state.get(m.param_groups[i]["params"][j]) for m in members]
+                if all(states):
+                    stacked.state[p] = _stack_state(states)
+        out[key] = stacked
+    return out
+
+
+def _stack_state(states: list[dict]) -> dict:
+    """Adam-like per-parameter states of K models as one: tensors of a parameter's shape are
+    stacked; shared scalars (the step count) are taken from the first."""
+    first = states[0]
+    return {
+        key: torch.stack([s[key] for s in states]) if _per_element(value) else value.clone()
+        if isinstance(value, Tensor) else value
+        for key, value in first.items()
+    }  # fmt: skip
+
+
+def _per_element(value: object) -> bool:
+    return isinstance(value, Tensor) and value.dim() > 0
+
+
+def write_back(stack: Stack) -> None:
+    """Each model's slice of the stack (weights, optimiser states) into its own session."""
+    with torch.no_grad():
+        for k, session in enumerate(stack.sessions):
+            own = dict(_Bundle(session).named_parameters())
+            for name, value in stack.params.items():
+                own[name].copy_(value[k])
+            for key, stacked in stack.optimizers.items():
+                member = session.objective.optimizers()[key]
+                for i, group in enumerate(stacked.param_groups):
+                    for j, p in enumerate(group["params"]):
+                        if p in stacked.state:
+                            target = member.param_groups[i]["params"][j]
+                            member.state[target] = _slice_state(stacked.state[p], k)
+        for session in stack.sessions[1:]:  # the shared step counter lives in the lead's
+            session.objective.step.copy_(stack.lead.objective.step)
+
+
+def _slice_state(state: dict, k: int) -> dict:
+    return {key: (value[k].clone() if _per_element(value) else
+                  value.clone() if isinstance(value, Tensor) else value)
+            for key, value in state.items()}  # fmt: skip
+
+
+def _plan(stack: Stack, batch: int) -> list[noise.Draw]:
+    """The draws one model's step makes at this batch size (a dry run, once per size)."""
+    if batch not in stack.plans:
+        feed = stack.lead.val_feed if len(stack.lead.val_feed) else stack.lead.train_feed
+        x = next(feed.batches(1))
+        x = x.expand(batch, *x.shape[1:])
+        with torch.no_grad(), noise.recording() as plan:
+            stack.bundle(x)
+        stack.plans[batch] = list(plan)
+    return stack.plans[batch]
+
+
+def _terms(stack: Stack, x: Tensor, draws: list[Tensor], x_dim: int | None) -> dict[str, Tensor]:
+    """Every model's terms at once: {name: (K,)}; ``x`` is (K, B, ...) or shared (B, ...)."""
+
+    def one(params: dict[str, Tensor], x: Tensor, *draws: Tensor) -> dict[str, Tensor]:
+        with noise.replaying(draws):
+            return torch.func.functional_call(stack.bundle, params, (x,))
+
+    dims = (0, x_dim, *([0] * len(draws)))
+    return torch.func.vmap(one, in_dims=dims)(stack.params, x, *draws)
+
+
+def _draws(stack: Stack, batch: int, generators: list[torch.Generator] | None) -> list[Tensor]:
+    plan = _plan(stack, batch)
+    source = generators if stack.per_model_noise and generators is not None else stack.k
+    return noise.draw_plan(plan, source, stack.lead.device)
+
+
+def step(stack: Stack, x: Tensor) -> dict[str, Tensor]:
+    """One step of all K models on their batches ``x`` (K, B, ...): terms {name: (K,)}."""
+    generators = [s.noise for s in stack.sessions] if stack.per_model_noise else None
+    terms = _terms(stack, x, _draws(stack, x.shape[1], generators), 0)  # type: ignore[arg-type]
+    losses = stack.lead.objective.step_losses(terms)
+    apply_step(stack.optimizers, {name: loss.sum() for name, loss in losses.items()})
+    stack.lead.objective.step += 1
+    return {k: v.detach() for k, v in terms.items()}
+
+
+def fit_stack(
+    stack: Stack,
+    on_batch: BatchCallback | None = None,
+    on_epoch: StackEpochCallback | None = None,
+) -> None:
+    """The remaining epochs of all K models; after each, every session records its epoch
+    (history, kept weights) and ``on_epoch(k, record)`` saves it. Raises :class:`Diverged`
+    naming the first model whose loss stopped being finite, :class:`Interrupted` on Ctrl-C."""
+    lead = stack.lead
+    epoch = len(lead.history)
+    try:
+        for epoch in range(len(lead.history) + 1, lead.train_config.epochs + 1):
+            start = time.perf_counter()
+            train = _train_epoch(stack, epoch, on_batch)
+            val = _evaluate(stack)
+            seconds = time.perf_counter() - start
+            write_back(stack)
+            for k, session in enumerate(stack.sessions):
+                rate = len(lead.train_feed) / seconds
+                record = EpochRecord(epoch, train[k], val[k], seconds, rate)
+                end_epoch(session, record, None if on_epoch is None else _bind(on_epoch, k))
+    except KeyboardInterrupt:
+        raise Interrupted(f"stopped by Ctrl-C in epoch {epoch}") from None
+
+
+def _bind(on_epoch: StackEpochCallback, k: int) -> Callable[[EpochRecord], None]:
+    return lambda record: on_epoch(k, record)
+
+
+def _train_epoch(stack: Stack, epoch: int, on_batch: BatchCallback | None) -> list[dict]:
+    lead = stack.lead
+    config, feed = lead.train_config, lead.train_feed
+    stack.bundle.train()
+    names = lead.objective.terms()
+    n_batches = feed.num_batches(config.batch_size)
+    sums = torch.zeros(stack.k, len(names), dtype=torch.float64, device=feed.device)
+    seen = 0
+    shuffles = [s.shuffle for s in stack.sessions]
+    for i, x in enumerate(feed.stacked_batches(config.batch_size, shuffles)):
+        terms = step(stack, x)
+        sums += torch.stack([terms[n] for n in names], 1).to(torch.float64) * x.shape[1]
+        seen += x.shape[1]
+        if on_batch is not None:
+            refresh = (i + 1) % _REFRESH_EVERY == 0 or i + 1 == n_batches
+            means = _per_model(sums / seen, names) if refresh else None
+            if means is not None:
+                _check_finite(stack, means, epoch, i + 1)
+            on_batch(epoch, i + 1, n_batches, None if means is None else means[0])
+    means = _per_model(sums / len(feed), names)
+    _check_finite(stack, means, epoch, n_batches)
+    return means
+
+
+@torch.no_grad()
+def _evaluate(stack: Stack) -> list[dict[str, float]]:
+    """Every model's mean terms on the validation split, its noise seeded ``seed + 1`` as a
+    separate run's :func:`vaetool.training.evaluate` (the training generators untouched)."""
+    lead = stack.lead
+    stack.bundle.eval()
+    names = lead.objective.terms()
+    feed = lead.val_feed
+    generators = [torch.Generator().manual_seed(s.train_config.seed + 1) for s in stack.sessions]
+    sums = torch.zeros(stack.k, len(names), dtype=torch.float64, device=feed.device)
+    for x in feed.batches(lead.train_config.batch_size):
+        terms = _terms(stack, x, _draws(stack, x.shape[0], generators), None)
+        sums += torch.stack([terms[n] for n in names], 1).to(torch.float64) * x.shape[0]
+    means = _per_model(sums / max(len(feed), 1), names)
+    _check_finite(stack, means, len(lead.history) + 1, None)
+    return means
+
+
+def _per_model(values: Tensor, names: tuple[str, ...]) -> list[dict[str, float]]:
+    return [dict(zip(names, row, strict=True)) for row in values.tolist()]
+
+
+def _check_finite(
+    stack: Stack, means: list[dict[str, float]], epoch: int, batch: int | None
+) -> None:
+    for session, terms in zip(stack.sessions, means, strict=True):
+        if not all(math.isfinite(v) for v in terms.values()):
+            message = _diverged_message(epoch, batch, session.train_config)
+            raise Diverged(f"seed {session.train_config.seed}: {message}")
