@@ -15,6 +15,7 @@ from vaetool.cli import info as _info
 from vaetool.cli import mi as _mi
 from vaetool.cli import prune as _prune
 from vaetool.cli import report as _report
+from vaetool.cli import study as _study
 from vaetool.cli import train as _train
 from vaetool.cli import traverse as _traverse
 
@@ -32,6 +33,7 @@ app.add_typer(_mi.mi_app, name="mi")
 app.command("prune")(_prune.prune)
 app.command("traverse")(_traverse.traverse)
 app.command("report")(_report.report)
+app.command("study")(_study.study)
 
 
 def _version(value: bool) -> None:

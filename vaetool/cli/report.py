@@ -8,23 +8,56 @@ from typing import Annotated
 import typer
 
 from vaetool.cli import _console
-from vaetool.cli._options import CheckpointArg, DeviceOpt, ForceOpt
+from vaetool.cli._options import DeviceOpt, ForceOpt
 
 
 def report(
-    checkpoint: CheckpointArg,
+    checkpoint: Annotated[
+        Path,
+        typer.Argument(
+            help="A checkpoint (.safetensors), or a study folder.",
+            show_default=False,
+            metavar="CKPT|STUDY",
+        ),
+    ],
     out: Annotated[
-        Path | None, typer.Option(help="Folder.", show_default="<stem>-report beside CKPT")
+        Path | None,
+        typer.Option(help="Folder.", show_default="<stem>-report beside CKPT, STUDY/report"),
     ] = None,
+    x: Annotated[
+        str | None,
+        typer.Option(help="Study: the swept option on the x axis.", show_default="the first swept"),
+    ] = None,
+    y: Annotated[
+        str | None,
+        typer.Option(
+            help="Study: results.csv columns to draw, a,b,c.", show_default="val_elbo,sum_mi,…"
+        ),
+    ] = None,
+    group: Annotated[
+        str | None,
+        typer.Option(help="Study: one line or violin per value.", show_default="the second swept"),
+    ] = None,
+    kind: Annotated[str, typer.Option(help="Study: line (mean ± sd over seeds) or violin.")] = (
+        "line"
+    ),
     device: DeviceOpt = "auto",
     force: ForceOpt = False,
 ) -> None:
-    """Write DIR/index.html: summary, ranking, pulse plot, prune tables, traversals.
+    """Write DIR/index.html: summary, ranking, pulse plot, prune tables, traversals; for a
+    study folder, each results.csv column against a swept option, and the table.
 
     Example: vaetool report runs/mnist/model.safetensors --out runs/mnist/report
     """
     from vaetool.workflows import ReportRequest, build_report
 
+    if checkpoint.is_dir():
+        from vaetool.workflows.report import StudyReportRequest, build_study_report
+
+        columns = tuple(c.strip() for c in y.split(",") if c.strip()) if y else ()
+        request = StudyReportRequest(checkpoint, out, x, columns, group, kind, force)
+        _console.result_line(str(build_study_report(request)))
+        return
     with _console.stages(log_when_piped=True) as progress:
         page = build_report(ReportRequest(checkpoint, out, force, device), progress)
     _console.result_line(str(page))

@@ -113,3 +113,50 @@ def prepare_report_dir(folder: Path, force: bool = False) -> Path:
 def _stage(progress: Progress | None, stage: str) -> None:
     if progress is not None:
         progress(stage, 0, None)
+
+
+@dataclass(frozen=True)
+class StudyReportRequest:
+    """Write ``out`` (default ``study/report``)/index.html for a study folder: ``columns``
+    (default: ELBO and information columns) against the swept option ``x``, per ``group``."""
+
+    study: Path
+    out: Path | None = None
+    x: str | None = None
+    columns: tuple[str, ...] = ()
+    group: str | None = None
+    kind: str = "line"
+    force: bool = False
+
+    @property
+    def folder(self) -> Path:
+        return self.out or self.study / "report"
+
+
+def build_study_report(request: StudyReportRequest) -> Path:
+    """The cross-run page of a study: one figure per column, then the whole results table."""
+    from vaetool.report.study import (
+        StudyFigure,
+        check_axes,
+        study_figure,
+        study_frame,
+        study_page,
+    )
+    from vaetool.workflows.study import RESULTS_NAME, check_study_folder
+
+    plan = check_study_folder(request.study)
+    frame = study_frame(request.study / RESULTS_NAME)
+    swept = [name for name in plan.grid if name in frame.columns]
+    if len(plan.seeds) > 1 and not swept:
+        swept = ["seed"]
+    x, columns, group = check_axes(frame, swept, request.x, request.columns, request.group,
+                                   request.kind)  # fmt: skip
+    folder = prepare_report_dir(request.folder, request.force)
+    images = []
+    for column in columns:
+        png = study_figure(frame, column, x, group, request.kind)
+        name = f"{column}-by-{x}.png"
+        write_atomic(folder / name, png)
+        images.append((name, StudyFigure(column, x, group, request.kind, png)))
+    page = study_page(frame, request.study, images, swept)
+    return write_atomic(folder / INDEX, page.encode())

@@ -1,0 +1,140 @@
+"""Studies (issue 12): a grid × seeds plan trained into run folders, split over shards that run
+at once without corrupting results.csv; resumable; drawn by `vaetool report DIR`."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vaetool.config import DataConfig, ModelChoice, TrainConfig
+from vaetool.workflows import TrainRequest, train_run
+from vaetool.workflows.study import (
+    StudyRequest,
+    parse_shard,
+    point_name,
+    read_plan,
+    run_study,
+    units,
+)
+
+PLAN = """
+seeds = [0, 1]
+[base]
+subset = 300
+latents = 3
+hidden = 32
+epochs = 1
+batch-size = 50
+[grid]
+beta = [1, 4]
+"""
+
+
+class Crash(Exception):
+    pass
+
+
+def _plan(tmp_path: Path, text: str = PLAN) -> Path:
+    path = tmp_path / "plan.toml"
+    path.write_text(text)
+    return path
+
+
+def _rows(folder: Path) -> list[dict[str, str]]:
+    with open(folder / "results.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_two_shards_at_once_fill_results_and_the_report_draws_it(tmp_path: Path, cli) -> None:
+    plan, out = _plan(tmp_path), tmp_path / "D"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    command = [sys.executable, "-m", "vaetool", "study", str(plan), "--out", str(out),
+               "--device", "cpu", "--threads", "1", "--shard"]  # fmt: skip
+    procs = [subprocess.Popen([*command, f"{k}/2"], env=env, stderr=subprocess.PIPE, text=True)
+             for k in (1, 2)]  # fmt: skip
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    rows = _rows(out)
+    assert sorted((r["beta"], r["seed"]) for r in rows) == [
+        ("1", "0"), ("1", "1"), ("4", "0"), ("4", "1")]  # fmt: skip
+    assert all(r["status"] == "finished" and float(r["sum_mi"]) >= 0 for r in rows)
+    assert all((out / r["run"] / "model.safetensors").is_file() for r in rows)
+    again = run_study(StudyRequest(plan, out, device="cpu"))
+    assert not again.trained and len(again.skipped) == 4
+    code, _, err = cli("report", str(out), "--kind", "violin", "--y", "val_elbo,val_kl")
+    assert code == 0, err
+    page = (out / "report" / "index.html").read_text()
+    assert "val_elbo-by-beta.png" in page and (out / "report" / "val_kl-by-beta.png").stat().st_size
+    assert page.count("<tr>") >= 4  # the whole table
+
+
+def test_a_killed_run_resumes_and_a_finished_one_is_only_summarised(tmp_path: Path) -> None:
+    plan_path = _plan(tmp_path, PLAN.replace("epochs = 1", "epochs = 2").replace("[1, 4]", "[2]"))
+    plan, out = read_plan(plan_path), tmp_path / "D"
+    folder = units(plan, out)[0].run_folders()[0]
+    config = TrainConfig(options={"beta": 2}, epochs=2, batch_size=50, seed=0)
+    request = TrainRequest(folder, DataConfig("mnist5k", subset=300), config,
+                           ModelChoice(latents=3, hidden=32), device="cpu")  # fmt: skip
+
+    def crash(record) -> None:
+        raise Crash
+
+    with pytest.raises(Crash):
+        train_run(request, on_epoch=crash)
+    assert (folder / "resume.safetensors").exists()
+    result = run_study(StudyRequest(plan_path, out, device="cpu"))
+    assert folder in result.trained and len(result.trained) == 2
+    rows = {r["run"]: r for r in _rows(out)}
+    resumed = rows[str(Path("runs") / "beta=2" / "seed-0")]
+    assert resumed["epochs"] == "2" and resumed["status"] == "finished"
+
+
+def test_stacked_seeds_and_a_diverging_point_is_a_result(tmp_path: Path) -> None:
+    text = PLAN.replace("[1, 4]", "[1]\nlr = [1e-3, 1e6]")
+    text = text.replace("seeds = [0, 1]", "seeds = [0, 1]\nstack_seeds = true")
+    result = run_study(StudyRequest(_plan(tmp_path, text), tmp_path / "D", device="cpu"))
+    assert len(result.trained) == 2 and len(result.failed) == 2
+    rows = _rows(tmp_path / "D")
+    assert {r["status"] for r in rows if float(r["lr"]) > 1} == {"failed"}
+    assert all("diverged" in r["reason"] for r in rows if r["status"] == "failed")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[grid]\nbeta = 2", "grid.beta: expected a non-empty list"),
+    ("[grid]\nbeta = []", "grid.beta: expected a non-empty list"),
+    ("[grid]\nbeta = [1, 1]", "repeated values"),
+    ("[base]\nbeta = 1\n[grid]\nbeta = [1, 2]", "'beta' cannot be set there"),
+    ("[base]\nout = 'x'", "'out' cannot be set there"),
+    ("[base]\ndevice = 'cpu'", "'device' cannot be set there"),
+    ("colour = 1", "unknown key 'colour'"),
+    ("seeds = [1, 1]", "--seeds"),
+    ("[grid]\ngamma = [1, 2]", "point gamma=1: --gamma does not apply"),
+    ("[grid\n", "not a readable TOML plan"),
+])  # fmt: skip
+def test_bad_plans_are_one_line(tmp_path: Path, fails, text: str, message: str) -> None:
+    line = fails("study", str(_plan(tmp_path, text)), "--out", str(tmp_path / "D"))
+    assert message in line
+    assert not (tmp_path / "D").exists()
+
+
+def test_shards_split_the_work_and_bad_shards_and_axes_are_refused(tmp_path: Path, fails) -> None:
+    plan = read_plan(_plan(tmp_path))
+    work = units(plan, tmp_path)
+    assert [point_name(u.point) for u in work] == ["beta=1", "beta=1", "beta=4", "beta=4"]
+    assert parse_shard("2/3") == (2, 3)
+    for bad in ("0/2", "3/2", "a/b", "1"):
+        assert "--shard" in fails("study", str(tmp_path / "plan.toml"), "--out",
+                                  str(tmp_path / "D"), "--shard", bad)  # fmt: skip
+    assert "not a study folder" in fails("report", str(tmp_path))
+
+
+@pytest.mark.parametrize("example", sorted(Path("examples").glob("study-*.toml")), ids=str)
+def test_example_plans_are_valid(example: Path) -> None:
+    plan = read_plan(example)
+    assert len(plan.points()) >= 4 and len(plan.seeds) >= 3

@@ -1,0 +1,126 @@
+"""The report of a study (`vaetool report DIR`): any results.csv column against any swept option,
+one line (mean ± standard deviation over seeds) or violin per group, and the table.
+
+pandas and matplotlib live here, at the reporting edge; the rows come from results.csv.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from vaetool.errors import ConfigError
+from vaetool.report.html import ReportPage, Section, render_page
+
+# Columns drawn when none is asked for (those present): the ELBO, the information, its count.
+DEFAULT_COLUMNS = ("val_elbo", "sum_mi", "n_influential", "val_recon", "val_kl")
+KINDS = ("line", "violin")
+
+
+@dataclass(frozen=True)
+class StudyFigure:
+    column: str
+    x: str
+    group: str | None
+    kind: str
+    png: bytes
+
+
+def study_frame(results: Path) -> pd.DataFrame:
+    """results.csv as a DataFrame (finished runs and failed ones alike)."""
+    return pd.read_csv(results)
+
+
+Axes = tuple[str, tuple[str, ...], str | None]  # x option, columns, group
+
+
+def check_axes(frame: pd.DataFrame, swept: list[str], x: str | None, columns: tuple[str, ...],
+               group: str | None, kind: str) -> Axes:  # fmt: skip
+    """The x option, the columns and the grouping to draw; a bad name is one ConfigError."""
+    if kind not in KINDS:
+        raise ConfigError(f"--kind {kind!r}: expected one of {', '.join(KINDS)}")
+    options = swept or ["seed"]
+    x = x or options[0]
+    if x not in frame.columns:
+        raise ConfigError(f"--x {x!r}: not a column of results.csv (swept: {', '.join(options)})")
+    if group is None and len(swept) > 1:
+        group = next(o for o in swept if o != x)
+    if group is not None and group not in frame.columns:
+        raise ConfigError(f"--group {group!r}: not a column of results.csv")
+    numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
+    chosen = columns or tuple(c for c in DEFAULT_COLUMNS if c in numeric)
+    for column in chosen:
+        if column not in numeric:
+            raise ConfigError(f"--y {column!r}: not a numeric column of results.csv "
+                              f"(numeric: {', '.join(numeric)})")  # fmt: skip
+    return x, chosen, group
+
+
+def study_figure(frame: pd.DataFrame, column: str, x: str, group: str | None, kind: str) -> bytes:
+    """One PNG: ``column`` against ``x``; per group a line of means with ±1 sd bars over
+    the seeds (line), or the seeds' distribution (violin)."""
+    figure = Figure(figsize=(6.4, 4.0), dpi=110)
+    axes = figure.add_subplot()
+    groups = [(None, frame)] if group is None else list(frame.groupby(group, sort=True))
+    xs = sorted(frame[x].dropna().unique(), key=_order)
+    positions = np.arange(len(xs), dtype=float)
+    width = 0.8 / max(len(groups), 1)
+    for i, (name, part) in enumerate(groups):
+        label = None if group is None else f"{group} = {name}"
+        stats = part.groupby(x)[column].agg(["mean", "std", "count"])
+        if kind == "line":
+            at = [xs.index(v) for v in stats.index]
+            axes.errorbar(np.asarray(at, float), stats["mean"], yerr=stats["std"].fillna(0),
+                          marker="o", capsize=3, label=label)  # fmt: skip
+        else:
+            data = [part.loc[part[x] == v, column].dropna().to_numpy() for v in xs]
+            keep = [j for j, d in enumerate(data) if len(d)]
+            if keep:
+                offset = positions[keep] - 0.4 + width * (i + 0.5)
+                body = axes.violinplot([data[j] for j in keep], offset, widths=width * 0.9,
+                                       showmeans=True)  # fmt: skip
+                body["bodies"][0].set_label(label)
+    axes.set_xticks(positions, [str(v) for v in xs])
+    axes.set_xlabel(x)
+    axes.set_ylabel(column)
+    axes.set_title(f"{column} by {x}" + (f", per {group}" if group else ""))
+    if group is not None:
+        axes.legend(fontsize="small")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _order(value: object) -> tuple[int, float | str]:
+    return (0, float(value)) if isinstance(value, int | float | np.number) else (1, str(value))
+
+
+def study_page(frame: pd.DataFrame, folder: Path, images: list[tuple[str, StudyFigure]],
+               swept: list[str]) -> str:  # fmt: skip
+    """The HTML page: the study's counts, each figure, the whole table."""
+    status = frame["status"].value_counts().to_dict() if "status" in frame else {}
+    summary = {"study": str(folder), "runs": len(frame), "swept": ", ".join(swept) or "none",
+               **{f"runs {k}": v for k, v in status.items()}}  # fmt: skip
+    sections = [
+        Section(f"{fig.column} by {fig.x}", note=_figure_note(fig), image=name)
+        for name, fig in images
+    ]
+    sections.append(Section("All runs (results.csv)", table=frame, table_id="results",
+                            scroll=True))  # fmt: skip
+    page = ReportPage("vaetool study report", "one row per run: its settings, the final "
+                      "validation terms (nats) and its factors' information summary (MATH.md §1)",
+                      summary, tuple(sections))  # fmt: skip
+    return render_page(page)
+
+
+def _figure_note(fig: StudyFigure) -> str:
+    how = ("mean over seeds, bars ±1 standard deviation" if fig.kind == "line"
+           else "the seeds' distribution, mean marked")  # fmt: skip
+    return f"{how}" + (f"; one {fig.kind} per {fig.group}" if fig.group else "")

@@ -1,0 +1,356 @@
+"""`vaetool study PLAN.toml --out DIR`: a grid of training settings × seeds, each an ordinary run.
+
+A plan (TOML)::
+
+    seeds = [0, 1, 2]            # every grid point is trained once per seed
+    stack_seeds = false          # true: a point's seeds train at once (vaetool.ensemble)
+    [base]                       # any `vaetool train` setting, as in --config
+    data = "mnist5k"
+    epochs = 20
+    [grid]                       # lists: every combination is a point
+    beta = [1, 2, 4]
+    objective = ["beta_vae", "beta_tcvae"]
+
+Layout: ``DIR/study.toml`` (the plan), ``DIR/runs/<point>/seed-<s>/`` (a run folder, plus
+``summary.json``: the run's settings, status, final validation terms and its factors' ranking
+summary), ``DIR/results.csv`` (one row per summary, rebuilt after every run).
+
+Resumable and shardable without coordination: a run with a summary is skipped (a failed one
+too: delete its summary.json to retry it), an unfinished one resumes from its state, one
+locked by another process is left to it; ``--shard K/N`` takes every N-th unit of work. Each summary is written atomically, and results.csv is rebuilt from all
+summaries under an exclusive lock, so shards running at once on one file system never corrupt it.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import itertools
+import json
+import math
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vaetool.atomic import write_atomic
+from vaetool.errors import CheckpointError, ConfigError, VaetoolError
+from vaetool.workflows.train import (
+    CHECKPOINT_NAME,
+    HISTORY_NAME,
+    LOCK_NAME,
+    RESUME_NAME,
+    parse_seeds,
+    resume_run,
+    seed_folder,
+    train_request,
+    train_run,
+    train_seeds,
+)
+
+PLAN_NAME = "study.toml"
+SUMMARY_NAME = "summary.json"
+RESULTS_NAME = "results.csv"
+RUNS_DIR = "runs"
+_SAFE = re.compile(r"[^A-Za-z0-9._=+-]")
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    """Base settings, the grid (option -> values, in order) and the seeds."""
+
+    base: dict[str, Any]
+    grid: dict[str, list[Any]]
+    seeds: tuple[int, ...] = (0,)
+    stack_seeds: bool = False
+
+    def points(self) -> list[dict[str, Any]]:
+        """Every combination of the grid's values, the first option varying slowest."""
+        names = list(self.grid)
+        return [dict(zip(names, values, strict=True))
+                for values in itertools.product(*(self.grid[n] for n in names))]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One piece of work: a grid point and the seeds trained for it together."""
+
+    point: dict[str, Any]
+    seeds: tuple[int, ...]
+    folder: Path  # DIR/runs/<point>
+
+    def run_folders(self) -> list[Path]:
+        return [seed_folder(self.folder, s) for s in self.seeds]
+
+
+def read_plan(path: Path) -> StudyPlan:
+    """The plan in ``path``; any problem is one ConfigError naming the file and the key."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such plan file") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"{path}: not a readable TOML plan ({err})") from None
+    unknown = set(raw) - {"base", "grid", "seeds", "stack_seeds"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown key {sorted(unknown)[0]!r} (expected base, grid, "
+                          "seeds, stack_seeds)")  # fmt: skip
+    base, grid = raw.get("base", {}), raw.get("grid", {})
+    if not isinstance(base, dict) or not isinstance(grid, dict):
+        raise ConfigError(f"{path}: [base] and [grid] must be tables")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values or any(isinstance(v, dict | list)
+                                                              for v in values):  # fmt: skip
+            raise ConfigError(f"{path}: grid.{key}: expected a non-empty list of values")
+        if len(set(map(str, values))) != len(values):
+            raise ConfigError(f"{path}: grid.{key}: repeated values")
+    clash = {_key(k) for k in base} & {_key(k) for k in grid}
+    forbidden = {"out", "seed", "seeds", "resume", "force", "config", "device", "threads"} & (
+        {_key(k) for k in base} | {_key(k) for k in grid})  # fmt: skip
+    if clash or forbidden:
+        what = sorted(clash or forbidden)[0]
+        raise ConfigError(f"{path}: {what!r} cannot be set there (the study sets out, seed, "
+                          "device and threads; an option is in [base] or in [grid])")  # fmt: skip
+    try:
+        seeds = parse_seeds(raw.get("seeds", [0]))
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    stack = raw.get("stack_seeds", False)
+    if not isinstance(stack, bool):
+        raise ConfigError(f"{path}: stack_seeds: expected true or false")
+    plan = StudyPlan({_key(k): v for k, v in base.items()},
+                     {_key(k): v for k, v in grid.items()}, seeds, stack)  # fmt: skip
+    for point in plan.points():  # every setting checked before anything trains
+        try:
+            train_request({**plan.base, **point, "seed": plan.seeds[0]})
+        except VaetoolError as err:
+            raise ConfigError(f"{path}: point {point_name(point)}: {err}") from None
+    return plan
+
+
+def _key(name: str) -> str:
+    return name.replace("-", "_")
+
+
+def point_name(point: dict[str, Any]) -> str:
+    """A folder name for a grid point: ``beta=4,objective=beta_tcvae`` (unsafe chars -> _)."""
+    if not point:
+        return "base"
+    return ",".join(_SAFE.sub("_", f"{k}={v}") for k, v in point.items())
+
+
+def units(plan: StudyPlan, out: Path) -> list[Unit]:
+    """The study's work in a fixed order: per point, its seeds together (``stack_seeds``)
+    or one seed at a time."""
+    found = []
+    for point in plan.points():
+        folder = Path(out) / RUNS_DIR / point_name(point)
+        groups = [plan.seeds] if plan.stack_seeds else [(s,) for s in plan.seeds]
+        found += [Unit(point, seeds, folder) for seeds in groups]
+    return found
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``K/N`` with 1 <= K <= N."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
+    if not match or not 1 <= int(match[1]) <= int(match[2]):
+        raise ConfigError(f"--shard {text!r}: expected K/N with 1 <= K <= N, e.g. 2/4")
+    return int(match[1]), int(match[2])
+
+
+@dataclass(frozen=True)
+class StudyRequest:
+    plan: Path
+    out: Path
+    shard: tuple[int, int] = (1, 1)
+    device: str = "auto"
+    threads: int | None = None
+
+
+@dataclass
+class StudyResult:
+    results: Path
+    trained: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)  # finished before, or held elsewhere
+    failed: list[str] = field(default_factory=list)  # "folder: reason" (diverged runs)
+
+
+RunCallback = Callable[[int, int, str], None]  # (unit done, units in the shard, its name)
+
+
+def run_study(
+    request: StudyRequest,
+    on_unit: RunCallback | None = None,
+    on_batch: Callable[..., None] | None = None,
+) -> StudyResult:
+    """Train this shard's units that have no summary yet, summarising each as it ends."""
+    plan = read_plan(request.plan)
+    out = Path(request.out)
+    _claim(out, request.plan)
+    k, n = request.shard
+    mine = [u for i, u in enumerate(units(plan, out)) if i % n == k - 1]
+    result = StudyResult(out / RESULTS_NAME)
+    for done, unit in enumerate(mine):
+        if on_unit is not None:
+            seeds = ",".join(map(str, unit.seeds))
+            on_unit(done, len(mine), f"{point_name(unit.point)} seed {seeds}")
+        _run_unit(plan, unit, request, result, on_batch)
+        rebuild_results(out)
+    rebuild_results(out)
+    return result
+
+
+def _claim(out: Path, plan_path: Path) -> None:
+    """Create DIR with a copy of the plan; refuse a DIR that holds a different study."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file; expected a folder for the study")
+    text = plan_path.read_text(encoding="utf-8")
+    copy = out / PLAN_NAME
+    if copy.exists():
+        if copy.read_text(encoding="utf-8") != text:
+            raise ConfigError(f"--out {out}: holds a different study ({copy}); choose another "
+                              "folder")  # fmt: skip
+        return
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"--out {out}: cannot create the folder ({err.strerror})") from None
+    write_atomic(copy, text.encode())
+
+
+def _run_unit(
+    plan: StudyPlan,
+    unit: Unit,
+    request: StudyRequest,
+    result: StudyResult,
+    on_batch: Callable[..., None] | None,
+) -> None:
+    folders = unit.run_folders()
+    todo = [f for f in folders if not (f / SUMMARY_NAME).exists()]
+    result.skipped += [f for f in folders if f not in todo]
+    if not todo:
+        return
+    if any((f / LOCK_NAME).exists() and _locked(f / LOCK_NAME) for f in todo):
+        result.skipped += todo  # another process is training it
+        return
+    settings = {**plan.base, **unit.point, "device": request.device, "threads": request.threads}
+    try:
+        _train(unit, todo, settings, on_batch)
+    except VaetoolError as err:  # a diverged run is a result of the study, not its end
+        if getattr(err, "exit_code", 1) == 130:
+            raise
+        for folder in todo:
+            _summarise(folder, unit, request.device, status="failed", reason=str(err))
+            result.failed.append(f"{folder}: {err}")
+        return
+    for folder in todo:
+        _summarise(folder, unit, request.device)
+        result.trained.append(folder)
+
+
+def _train(
+    unit: Unit, todo: list[Path], settings: dict[str, Any], on_batch: Callable[..., None] | None
+) -> None:
+    """Finish every folder of ``todo``: resume what has a state, train what has nothing."""
+    fresh = [f for f in todo if not (f / CHECKPOINT_NAME).exists()]
+    resumable = [f for f in fresh if (f / RESUME_NAME).exists()]
+    for folder in resumable:
+        resume_run(folder, device=settings["device"], threads=settings["threads"],
+                   on_batch=on_batch)  # fmt: skip
+    new = [f for f in fresh if f not in resumable]
+    if not new:
+        return
+    seeds = tuple(s for s, f in zip(unit.seeds, unit.run_folders(), strict=True) if f in new)
+    if len(seeds) > 1:
+        train_seeds(train_request({**settings, "out": unit.folder, "seeds": seeds,
+                                   "force": True}), on_batch)  # fmt: skip
+        return
+    request = train_request({**settings, "out": seed_folder(unit.folder, seeds[0]),
+                             "seed": seeds[0], "force": True})  # fmt: skip
+    train_run(request, on_batch)
+
+
+def _locked(path: Path) -> bool:
+    try:
+        with open(path, "ab") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        return False
+    except OSError:
+        return True
+
+
+def _summarise(
+    folder: Path, unit: Unit, device: str, status: str = "finished", reason: str = ""
+) -> None:
+    """``folder/summary.json``: settings, status, final validation terms, ranking summary."""
+    from vaetool.workflows.mi import RankRequest, rank
+
+    seed = int(folder.name.removeprefix("seed-"))
+    row: dict[str, Any] = {"run": str(Path(RUNS_DIR) / unit.folder.name / folder.name),
+                           **unit.point, "seed": seed, "status": status}  # fmt: skip
+    if reason:
+        row["reason"] = reason
+    history = folder / HISTORY_NAME
+    if history.exists():
+        rows = list(csv.DictReader(io.StringIO(history.read_text(encoding="utf-8"))))
+        if rows:
+            row["epochs"] = int(rows[-1]["epoch"])
+            row.update({k: _number(v) for k, v in rows[-1].items() if k.startswith("val_")})
+    checkpoint = folder / CHECKPOINT_NAME
+    if status == "finished" and checkpoint.exists():
+        ranked = rank(RankRequest(checkpoint, device=device))
+        summary = ranked.summary()
+        row.update({k: v for k, v in summary.items()
+                    if isinstance(v, int | float | bool) and k not in row})  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)  # a run that failed before its first epoch
+    write_atomic(folder / SUMMARY_NAME, json.dumps(row, indent=1, default=str).encode())
+
+
+def _number(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def rebuild_results(out: Path) -> Path:
+    """DIR/results.csv from every run's summary.json, under an exclusive lock (shards running
+    at once serialise here; the last rebuild sees every summary written before it)."""
+    target = Path(out) / RESULTS_NAME
+    with open(Path(out) / ".results.lock", "ab") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        rows = []
+        for path in sorted((Path(out) / RUNS_DIR).glob(f"*/seed-*/{SUMMARY_NAME}")):
+            try:
+                rows.append(json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError):
+                continue  # never half-written (atomic), but a foreign file is not ours
+        columns: list[str] = []
+        for row in rows:
+            columns += [c for c in row if c not in columns]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, columns, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({c: _cell(row.get(c, "")) for c in columns})
+        write_atomic(target, buffer.getvalue().encode())
+    return target
+
+
+def _cell(value: object) -> object:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.6g}"
+    return value
+
+
+def check_study_folder(out: Path) -> StudyPlan:
+    """The plan of the study in ``out`` (for its report); refuses a folder that is not one."""
+    if not (Path(out) / PLAN_NAME).is_file():
+        raise CheckpointError(f"{out}: not a study folder (no {PLAN_NAME})")
+    if not (Path(out) / RESULTS_NAME).is_file():
+        raise CheckpointError(f"{out}: no {RESULTS_NAME} yet; run `vaetool study` first")
+    return read_plan(Path(out) / PLAN_NAME)
