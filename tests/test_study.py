@@ -134,7 +134,10 @@ def test_shards_split_the_work_and_bad_shards_and_axes_are_refused(tmp_path: Pat
     assert "not a study folder" in fails("report", str(tmp_path))
 
 
-@pytest.mark.parametrize("example", sorted(Path("examples").glob("study-*.toml")), ids=str)
+EXAMPLES = sorted((Path(__file__).parents[1] / "examples").glob("study-*.toml"))
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=str)
 def test_example_plans_are_valid(example: Path) -> None:
     plan = read_plan(example)
     assert len(plan.points()) >= 4 and len(plan.seeds) >= 3

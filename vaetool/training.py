@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from vaetool import __version__
+from vaetool import __version__, distributed
 from vaetool.analysis.encode import encode
 from vaetool.analysis.indicators import INFLUENTIAL_THRESHOLD_NATS, factor_information
 from vaetool.analysis.qstar import QStarAccumulator
@@ -138,7 +138,8 @@ def open_session(
 ) -> Session:
     """A session at epoch 0 for resolved configs: data split and fed, the model and objective
     built from the seed. A resumed run opens the same session, then loads its saved state."""
-    target = resolve_device(device)
+    target = resolve_device(distributed.local_device(device))
+    distributed.init_from_env(target)
     if data is None:
         spec, subset, seed = data_config.spec, data_config.subset, data_config.split_seed
         data = load_dataset(spec, subset=subset, seed=seed)
@@ -147,12 +148,15 @@ def open_session(
     check_model_fits(model_config, target)
     torch.manual_seed(train_config.seed)
     vae = build_model(model_config).to(target)
-    feeds = DeviceFeed(data, split.train, target), DeviceFeed(data, split.val, target)
+    part = distributed.part()
+    feeds = DeviceFeed(data, split.train, target, part), DeviceFeed(data, split.val, target, part)
     steps = feeds[0].num_batches(train_config.batch_size)
     assert train_config.lr is not None
     context = TrainContext(len(split.train), steps, train_config.lr, target)
     objective = build_objective(train_config.objective, train_config.options, vae, context)
-    shuffle = torch.Generator().manual_seed(train_config.seed)
+    shuffle = torch.Generator().manual_seed(train_config.seed)  # the same order on every rank
+    if part[0] > 0:  # torchrun: the same weights, each rank its own training noise
+        torch.manual_seed(train_config.seed + 7919 * part[0])
     return Session(model_config, data_config, train_config, split, target, *feeds, vae,
                    objective, shuffle)  # fmt: skip
 
@@ -318,10 +322,10 @@ def _train_epoch(session: Session, epoch: int, on_batch: BatchCallback | None) -
         if on_batch is not None:
             refresh = (i + 1) % _REFRESH_EVERY == 0 or i + 1 == n_batches
             means = _named(sums / seen, names) if refresh else None
-            if means is not None and not math.isfinite(means["loss"]):
+            if means is not None and not math.isfinite(means["loss"]) and not distributed.active():
                 raise _NonFinite(i + 1)
             on_batch(epoch, i + 1, n_batches, means)
-    means = _named(sums / len(feed), names)
+    means = _named(distributed.all_reduce_sum(sums) / len(feed), names)
     if not all(math.isfinite(v) for v in means.values()):
         raise _NonFinite(n_batches)
     return means
@@ -365,7 +369,7 @@ def evaluate(
         torch.manual_seed(seed)
         for x in feed.batches(config.batch_size):
             sums += _stacked(objective.eval_terms(x), names) * x.shape[0]
-    return _named(sums / max(len(feed), 1), names)
+    return _named(distributed.all_reduce_sum(sums) / max(len(feed), 1), names)
 
 
 def _stacked(terms: dict[str, torch.Tensor], names: tuple[str, ...]) -> torch.Tensor:

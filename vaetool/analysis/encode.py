@@ -17,6 +17,7 @@ from vaetool.analysis.posterior_checks import check_posterior
 from vaetool.analysis.qstar import QStarAccumulator
 from vaetool.data.feed import DeviceFeed
 from vaetool.device import inference_batch_size
+from vaetool.errors import ConfigError
 from vaetool.models import VAE
 
 ProgressCallback = Callable[[int, int], None]  # (images done, images total)
@@ -57,6 +58,9 @@ def encode(
     ``accumulator`` (optional) receives each batch's (mu, logvar) for a streaming q* fit.
     ``batch_size`` defaults to :func:`vaetool.device.inference_batch_size` for the feed's device.
     """
+    if keep and feed.part[1] > 1:
+        raise ConfigError("an estimator that keeps the whole posterior (mixture, Fano, prune) "
+                          "does not run under torchrun yet; run it in one process")  # fmt: skip
     model.eval()
     batch_size = batch_size or inference_batch_size(feed.device)
     mus: list[Tensor] = []
@@ -72,4 +76,6 @@ def encode(
         done += x.shape[0]
         if on_progress is not None:
             on_progress(done, len(feed))
+    if accumulator is not None:
+        accumulator.all_reduce()  # torchrun: every rank's points (a no-op in one process)
     return Posterior(torch.cat(mus), torch.cat(logvars)) if keep else None

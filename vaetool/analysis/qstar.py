@@ -140,6 +140,29 @@ class QStarAccumulator:
             n=n,
         )
 
+    def all_reduce(self) -> None:
+        """Under torchrun: the statistics of every rank's points, on every rank. Each rank's
+        sums are moved to rank 0's shift K₀ (Σ(mu−K₀) = Σd + nδ, Σ(mu−K₀)² = Σd² + 2δΣd + nδ²,
+        δ = K − K₀), then summed; a rank that saw no point contributes zeros."""
+        from vaetool import distributed
+
+        if not distributed.active():
+            return
+        device = self.device or torch.device("cpu")
+        H = self.num_factors
+        shift = self._shift if self._shift is not None else torch.zeros(H, dtype=REDUCE_DTYPE,
+                                                                         device=device)  # fmt: skip
+        sums = self._sums if self._sums is not None else torch.zeros(4 * H, dtype=REDUCE_DTYPE,
+                                                                     device=device)  # fmt: skip
+        common = distributed.broadcast(shift.clone())
+        n = torch.tensor([float(self.count)], dtype=REDUCE_DTYPE, device=device)
+        delta = shift - common
+        d, d2 = sums[:H], sums[H : 2 * H]
+        moved = torch.cat([d + n * delta, d2 + 2 * delta * d + n * delta * delta, sums[2 * H :]])
+        total = distributed.all_reduce_sum(torch.cat([moved, n]))
+        self._shift, self._sums, self.count = common, total[:-1], int(total[-1].item())
+        self.device = device
+
     def finalize(self, variant: str = "zero_mean") -> QStar:
         """The fitted :class:`QStar` of ``variant`` (see :data:`QSTAR_VARIANTS`); reusable."""
         fit = QSTAR_VARIANTS.get(variant)

@@ -55,13 +55,24 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app. Our errors become one line on stderr and exit code 1; usage
     errors exit 2 with click's message; Ctrl-C exits 130 with what was kept (training) or
     "interrupted"."""
+    import contextlib
+    import os
+
+    ranks, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    if ranks > 1 and rank > 0:  # torchrun: rank 0 prints the results, the others only errors
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+            return _main(argv, quiet=True)
+    return _main(argv)
+
+
+def _main(argv: list[str] | None, quiet: bool = False) -> int:
     import warnings
 
     from vaetool.errors import VaetoolError, VaetoolWarning
 
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("always", VaetoolWarning)
+            warnings.simplefilter("ignore" if quiet else "always", VaetoolWarning)
             warnings.showwarning = _show_warning
             result = app(args=argv, prog_name="vaetool", standalone_mode=False)
     except typer.Exit as stop:

@@ -18,9 +18,16 @@ from vaetool.device import fits_on_device
 class DeviceFeed:
     """Minibatches of float32 images (B, C, H, W) in [0, 1] on ``device`` for one split."""
 
-    def __init__(self, data: ImageData, indices: np.ndarray, device: torch.device) -> None:
+    def __init__(
+        self,
+        data: ImageData,
+        indices: np.ndarray,
+        device: torch.device,
+        part: tuple[int, int] = (0, 1),
+    ) -> None:
         self.data = data
         self.device = device
+        self.part = part  # (rank, ranks): under torchrun each yields rows rank::ranks of a batch
         self.indices = torch.as_tensor(np.asarray(indices), dtype=torch.long)
         pixels = data.pixels()
         self.resident: torch.Tensor | None = None
@@ -34,17 +41,28 @@ class DeviceFeed:
     def batches(
         self, batch_size: int, generator: torch.Generator | None = None
     ) -> Iterator[torch.Tensor]:
-        """Shuffled when a (CPU) ``generator`` is given, else in split order."""
+        """Shuffled when a (CPU) ``generator`` is given, else in split order.
+
+        Under torchrun (``part`` = (rank, ranks)) each process gets rows rank, rank + ranks, …
+        of every global batch. A shuffled batch with fewer rows than ranks is skipped on every
+        rank (all must take the same steps); in split order empty parts are simply not yielded.
+        """
         n = len(self)
         order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-        if self.resident is not None:
-            order = order.to(self.device)
-            for start in range(0, n, batch_size):
-                yield to_unit_float(self.resident[order[start : start + batch_size]])
-            return
+        rank, ranks = self.part
         for start in range(0, n, batch_size):
-            rows = self.indices[order[start : start + batch_size]].numpy()
-            yield self.data.images(rows).to(self.device, non_blocking=True)
+            rows = order[start : start + batch_size]
+            if ranks > 1:
+                if generator is not None and len(rows) < ranks:
+                    continue
+                rows = rows[rank::ranks]
+                if len(rows) == 0:
+                    continue
+            if self.resident is not None:
+                yield to_unit_float(self.resident[rows.to(self.device)])
+            else:
+                picked = self.indices[rows].numpy()
+                yield self.data.images(picked).to(self.device, non_blocking=True)
 
     def stacked_batches(
         self, batch_size: int, generators: list[torch.Generator]

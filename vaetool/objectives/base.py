@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from vaetool import distributed
 from vaetool.errors import ConfigError
 from vaetool.models import VAE
 
@@ -104,6 +105,8 @@ def apply_step(optimizers: dict[str, torch.optim.Optimizer], losses: dict[str, T
                                     allow_unused=True)  # fmt: skip
         for p, g in zip(params, grads, strict=True):
             p.grad = g
+    for optimizer in optimizers.values():  # torchrun: averaged over the ranks (DDP's rule)
+        distributed.average_gradients([p for g in optimizer.param_groups for p in g["params"]])
     for optimizer in optimizers.values():
         optimizer.step()
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from vaetool import distributed
 from vaetool.analysis.encode import Posterior
 from vaetool.analysis.estimators import MixtureOptions, needs_posterior
 from vaetool.analysis.indicators import INFLUENTIAL_THRESHOLD_NATS
@@ -109,7 +110,10 @@ def fit_saved(
 ) -> FitResult:
     """q* of an opened source, written to its sidecar."""
     qstar, record, _ = fit_opened(source, points, variant, False, progress)
-    return FitResult(qstar, record, save_sidecar(sidecar_path(source.path), qstar, record))
+    path = sidecar_path(source.path)
+    if distributed.is_main():  # torchrun: every rank holds the same q*; rank 0 writes it
+        save_sidecar(path, qstar, record)
+    return FitResult(qstar, record, path)
 
 
 def fit_opened(

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vaetool import distributed
 from vaetool.analysis.encode import Posterior, encode
 from vaetool.analysis.qstar import QStarAccumulator
 from vaetool.checkpoint import CheckpointInfo, load_checkpoint
@@ -142,7 +143,8 @@ class Source:
 
     def feed(self, points: Points) -> DeviceFeed:
         """The chosen points' images, batched on the model's device."""
-        return DeviceFeed(self.data(points.data), self.rows(points), self.device)
+        part = distributed.part()  # torchrun: each rank encodes its share of every batch
+        return DeviceFeed(self.data(points.data), self.rows(points), self.device, part)
 
     def describe(self, points: Points) -> tuple[str, str]:
         """(data description, split) for outputs: ``("mnist5k", "test")`` or a posterior file."""
@@ -156,7 +158,11 @@ def open_source(path: str | Path, device: str | torch.device = "auto") -> Source
     """Open ``path``: a posterior file (.npz, or .safetensors holding mu and logvar) or a vaetool
     checkpoint (weights loaded onto ``device``)."""
     target = Path(path)
-    resolved = resolve_device(device) if isinstance(device, str) else device
+    if isinstance(device, str):
+        resolved = resolve_device(distributed.local_device(device))
+        distributed.init_from_env(resolved)
+    else:
+        resolved = device
     if is_posterior_file(target):
         return Source(target, resolved, posterior_file=open_posterior_file(target))
     model, info = load_checkpoint(target, resolved)

@@ -17,8 +17,9 @@ summary), ``DIR/results.csv`` (one row per summary, rebuilt after every run).
 
 Resumable and shardable without coordination: a run with a summary is skipped (a failed one
 too: delete its summary.json to retry it), an unfinished one resumes from its state, one
-locked by another process is left to it; ``--shard K/N`` takes every N-th unit of work. Each summary is written atomically, and results.csv is rebuilt from all
-summaries under an exclusive lock, so shards running at once on one file system never corrupt it.
+locked by another process is left to it; ``--shard K/N`` takes every N-th unit of work. Each
+summary is written atomically, and results.csv is rebuilt from all summaries under an
+exclusive lock, so shards running at once on one file system never corrupt it.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import contextlib
 import csv
 import fcntl
 import json
+import os
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
@@ -24,6 +25,7 @@ from typing import IO, Any
 
 import torch
 
+from vaetool import distributed
 from vaetool.checkpoint import save_checkpoint
 from vaetool.config import DataConfig, ModelChoice, TrainConfig
 from vaetool.device import configure_threads
@@ -88,9 +90,19 @@ def train_run(
     if request.seeds:
         raise ConfigError("train_run: the request has seeds; use train_seeds")
     configure_threads(request.threads)
+    if distributed.env_rank() > 0:  # torchrun: rank 0 writes the run folder, the others train
+        RunFolder(request.out, request.force).check()
+        session = start_session(request.data, request.train, request.model, request.device)
+        return _unwritten(session, request.out, on_batch)
     with RunFolder(request.out, request.force) as run:
         session = start_session(request.data, request.train, request.model, request.device)
         return _run(session, run, on_batch, on_epoch)
+
+
+def _unwritten(session: Session, out: Path, on_batch: BatchCallback | None) -> TrainOutcome:
+    """A torchrun rank other than 0: the same steps, nothing written (rank 0 writes ``out``)."""
+    result = run_session(session, on_batch)
+    return TrainOutcome(result, Path(out) / CHECKPOINT_NAME, Path(out) / HISTORY_NAME)
 
 
 def seed_folder(out: Path, seed: int) -> Path:
@@ -107,6 +119,9 @@ def train_seeds(
     ``out/seed-<s>``: each an ordinary run folder (history, resumable state, checkpoint), the
     checkpoint equal on a CPU to a separate run's with ``--seed s``."""
     configure_threads(request.threads)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("--seeds does not run under torchrun: each process trains the whole "
+                          "stack on one device; start one process per device instead")  # fmt: skip
     seeds = request.seeds
     with contextlib.ExitStack() as held:
         runs = [held.enter_context(RunFolder(seed_folder(request.out, s), request.force))
@@ -199,6 +214,9 @@ def resume_run(
 ) -> TrainOutcome:
     """Continue the run in ``out`` from its last finished epoch (``resume.safetensors``)."""
     configure_threads(threads)
+    if distributed.env_rank() > 0:
+        RunFolder(out, resume=True).check()
+        return _unwritten(load_run_state(Path(out) / RESUME_NAME, device), Path(out), on_batch)
     with RunFolder(out, resume=True) as run:
         session = load_run_state(run.folder / RESUME_NAME, device)
         run.rewrite_history(session.history)
@@ -254,6 +272,10 @@ class RunFolder:
         self._lock: IO[bytes] | None = None
         self._history: IO[str] | None = None
         self._columns: list[str] | None = None
+
+    def check(self) -> None:
+        """The refusals of :meth:`__enter__`, read-only (torchrun ranks that do not write)."""
+        self._check()
 
     def __enter__(self) -> RunFolder:
         self._check()
