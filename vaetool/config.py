@@ -22,6 +22,7 @@ OBJECTIVE_NAMES = (
 )  # fmt: skip
 ENCODER_NAMES = ("paper", "split")
 KEEP_CHOICES = ("last", "best")
+PRECISION_CHOICES = ("fp32", "bf16")  # vaetool.device.PRECISIONS
 
 
 MAX_SEED = 2**63 - 1  # seeds are 64-bit for torch and numpy
@@ -182,11 +183,15 @@ class TrainConfig(_DictConfig):
     lr: float | None = None  # Adam rate; None = the paper's rate for the architecture
     seed: int = 0  # seeds weight init, shuffling and the reparameterisation noise
     keep: str = "last"  # which weights the checkpoint holds: the last epoch's or the best val ELBO
+    precision: str = "fp32"  # the forward's autocast dtype: fp32 or bf16 (vaetool.device)
+    graph: bool = True  # on CUDA, capture the step as a CUDA graph (vaetool.fast_step)
 
     def __post_init__(self) -> None:
         self._check_types()
         if self.keep not in KEEP_CHOICES:
             raise ConfigError(f"--keep {self.keep!r}: expected one of {', '.join(KEEP_CHOICES)}")
+        if self.precision not in PRECISION_CHOICES:
+            raise ConfigError(f"--precision {self.precision!r}: expected fp32 or bf16")
         if self.epochs < 1:
             raise ConfigError(f"--epochs {self.epochs}: expected at least 1")
         if self.batch_size < 1:

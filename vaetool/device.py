@@ -7,7 +7,9 @@ for estimator reductions (MATH.md: "Do every reduction over m in float64").
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import torch
 
@@ -87,3 +89,24 @@ def fits_on_device(nbytes: int, device: torch.device) -> bool:
         free, _total = torch.cuda.mem_get_info(device)
         return nbytes <= _RESIDENT_SHARE * free
     return nbytes <= _CPU_RESIDENT_BYTES
+
+
+# --precision: the autocast dtype of the training forward (None: float32 throughout).
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16}
+
+
+@contextlib.contextmanager
+def autocast(device: torch.device, precision: str) -> Iterator[None]:
+    """bfloat16 autocast on ``device`` for ``precision = "bf16"``; nothing for fp32."""
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        yield
+        return
+    with torch.autocast(device_type=device.type, dtype=dtype):
+        yield
+
+
+def adam_options(device: torch.device) -> dict[str, bool]:
+    """Adam's implementation for ``device``: fused and capturable (a CUDA graph can hold its
+    step) on CUDA; torch's default elsewhere. The arithmetic is the same Adam."""
+    return {"fused": True, "capturable": True} if device.type == "cuda" else {}

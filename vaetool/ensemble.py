@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from vaetool.device import autocast
 from vaetool.errors import ConfigError
 from vaetool.models import noise
 from vaetool.objectives.base import apply_step
@@ -177,7 +178,8 @@ def _terms(stack: Stack, x: Tensor, draws: list[Tensor], x_dim: int | None) -> d
             return torch.func.functional_call(stack.bundle, params, (x,))
 
     dims = (0, x_dim, *([0] * len(draws)))
-    return torch.func.vmap(one, in_dims=dims)(stack.params, x, *draws)
+    with autocast(stack.lead.device, stack.lead.train_config.precision):
+        return torch.func.vmap(one, in_dims=dims)(stack.params, x, *draws)
 
 
 def _draws(stack: Stack, batch: int, generators: list[torch.Generator] | None) -> list[Tensor]:

@@ -27,6 +27,7 @@ from vaetool.data import SPLIT_NAMES, ImageData, Split, load_dataset, split_indi
 from vaetool.data.feed import DeviceFeed
 from vaetool.device import check_bytes, resolve_device
 from vaetool.errors import ConfigError, VaetoolError, VaetoolWarning
+from vaetool.fast_step import Step, make_step
 from vaetool.models import VAE, architecture_for_shape, build_model, default_lr
 from vaetool.objectives import Objective, TrainContext, build_objective, resolve_options
 
@@ -100,6 +101,7 @@ class Session:
     model: VAE
     objective: Objective
     shuffle: torch.Generator
+    step: Step  # the objective's step as the device runs it (vaetool.fast_step)
     history: list[EpochRecord] = field(default_factory=list)
     last: dict[str, torch.Tensor] | None = None
     best: dict[str, torch.Tensor] | None = None
@@ -152,13 +154,15 @@ def open_session(
     feeds = DeviceFeed(data, split.train, target, part), DeviceFeed(data, split.val, target, part)
     steps = feeds[0].num_batches(train_config.batch_size)
     assert train_config.lr is not None
-    context = TrainContext(len(split.train), steps, train_config.lr, target)
+    context = TrainContext(len(split.train), steps, train_config.lr, target,
+                           train_config.precision)  # fmt: skip
     objective = build_objective(train_config.objective, train_config.options, vae, context)
     shuffle = torch.Generator().manual_seed(train_config.seed)  # the same order on every rank
     if part[0] > 0:  # torchrun: the same weights, each rank its own training noise
         torch.manual_seed(train_config.seed + 7919 * part[0])
+    step = make_step(objective, target, train_config.graph)
     return Session(model_config, data_config, train_config, split, target, *feeds, vae,
-                   objective, shuffle)  # fmt: skip
+                   objective, shuffle, step)  # fmt: skip
 
 
 def train(
@@ -316,7 +320,7 @@ def _train_epoch(session: Session, epoch: int, on_batch: BatchCallback | None) -
     sums = torch.zeros(len(names), dtype=torch.float64, device=feed.device)
     seen = 0
     for i, x in enumerate(feed.batches(config.batch_size, session.shuffle)):
-        terms = objective.train_step(x)
+        terms = session.step(x)
         sums += _stacked(terms, names) * x.shape[0]
         seen += x.shape[0]
         if on_batch is not None:

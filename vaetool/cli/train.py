@@ -90,6 +90,21 @@ def train(
     keep: Annotated[
         str | None, _opt("[optimisation] Save the last or the best (val ELBO) epoch.")
     ] = None,
+    precision: Annotated[
+        str | None,
+        _opt(
+            "[optimisation] fp32, or bf16 (autocast forward; sums stay float64).",
+            show_default="fp32",
+        ),
+    ] = None,
+    graph: Annotated[
+        bool | None,
+        typer.Option(
+            "--graph/--no-graph",
+            help="[optimisation] On CUDA, replay the step as a CUDA graph.",
+            show_default="--graph",
+        ),
+    ] = None,
     # run
     config: Annotated[Path | None, _opt("[run] TOML or JSON file of any of these options.")] = None,
     resume: Annotated[

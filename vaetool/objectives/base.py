@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from vaetool import distributed
+from vaetool.device import adam_options, autocast
 from vaetool.errors import ConfigError
 from vaetool.models import VAE
 
@@ -34,6 +35,11 @@ class TrainContext:
     steps_per_epoch: int
     lr: float
     device: torch.device
+    precision: str = "fp32"  # autocast of the forward (vaetool.device.PRECISIONS)
+
+    def adam(self, params: Any, lr: float, **kwargs: Any) -> torch.optim.Adam:
+        """Adam over ``params`` in the device's implementation (fused, capturable on CUDA)."""
+        return torch.optim.Adam(params, lr=lr, **kwargs, **adam_options(self.device))
 
 
 class Objective(nn.Module):
@@ -49,7 +55,7 @@ class Objective(nn.Module):
         self.options = options
         self.context = context
         self.register_buffer("step", torch.zeros((), dtype=torch.long, device=context.device))
-        self.vae_optimizer = torch.optim.Adam(model.parameters(), lr=context.lr)
+        self.vae_optimizer = context.adam(model.parameters(), context.lr)
 
     @property
     def vae(self) -> VAE:
@@ -75,7 +81,8 @@ class Objective(nn.Module):
 
     def train_step(self, x: Tensor) -> dict[str, Tensor]:
         """One step of every optimiser on its loss; the terms, detached (no host sync)."""
-        terms = self.losses(x)
+        with autocast(self.context.device, self.context.precision):
+            terms = self.losses(x)
         apply_step(self.optimizers(), self.step_losses(terms))
         self.step += 1
         return {k: v.detach() for k, v in terms.items()}
@@ -83,7 +90,8 @@ class Objective(nn.Module):
     @torch.no_grad()
     def eval_terms(self, x: Tensor) -> dict[str, Tensor]:
         """The terms on ``x`` without a step (validation)."""
-        return self.losses(x)
+        with autocast(self.context.device, self.context.precision):
+            return self.losses(x)
 
     def forward_terms(self, x: Tensor) -> tuple[Any, Tensor, Tensor]:
         """(VAE output, recon (B,), kl (B,)): the pieces most objectives share (MATH.md §9)."""

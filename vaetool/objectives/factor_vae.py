@@ -79,8 +79,8 @@ class FactorVAE(Objective):
         self.discriminator = discriminator(
             model.config.latents, options.discriminator_layers, options.discriminator_width
         ).to(context.device)
-        self.discriminator_optimizer = torch.optim.Adam(
-            self.discriminator.parameters(), lr=options.discriminator_lr, betas=(0.5, 0.9)
+        self.discriminator_optimizer = context.adam(
+            self.discriminator.parameters(), options.discriminator_lr, betas=(0.5, 0.9)
         )
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:

@@ -392,7 +392,7 @@ def _cell(value: object) -> object:
 # Which settings go where: a setting from --config or a flag lands in one of these (data:
 # DataConfig field names; run: the request's own), the rest are the objective's options.
 DATA_KEYS = {"data": "spec", "subset": "subset", "split_seed": "split_seed"}
-TRAIN_KEYS = ("objective", "epochs", "batch_size", "lr", "seed", "keep")
+TRAIN_KEYS = ("objective", "epochs", "batch_size", "lr", "seed", "keep", "precision", "graph")
 RUN_KEYS = ("out", "force", "device", "threads", "seeds")
 
 
