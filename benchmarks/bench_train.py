@@ -1,10 +1,17 @@
-"""Training throughput and CLI cold start (issue 3). Not a test: prints a markdown table.
+"""Training speed (issues 3 and 12), side by side in one process. Not a test: prints markdown.
 
-    python benchmarks/bench_train.py [--device auto] [--epochs 3]
+    python benchmarks/bench_train.py [--device auto] [--large-batch 4096] [--steps 30]
 
-Measures, on the embedded mnist5k (3,000 training images, conv28, H = 128, Bernoulli):
-images/s of the training step at batch 100 (the paper's) and at a large batch, seconds per epoch
-(including the validation pass), and the cold start of `vaetool --help` (median of 5 runs).
+On the embedded mnist5k's images (1 × 28 × 28, conv28 network, H = 10, Bernoulli, β-VAE):
+
+1. images/s of one training step (forward, backward, Adam) at batch 100 and a large batch for
+   vaetool's plain step, vaetool's fast step (the CUDA graph of vaetool.fast_step; the same as
+   plain on a CPU), the fast step with bf16 autocast, and pythae 0.1.2's VAE with the *same*
+   encoder and decoder modules and the same Adam (if pythae is installed) — medians of
+   ``--steps`` steps after warm-up;
+2. the encoder pass alone (the `mi rank` floor), images/s at the large batch;
+3. K seeds at once (vaetool.ensemble) against K separate runs: one epoch of 600 images;
+4. the cold start of `vaetool --help`.
 """
 
 from __future__ import annotations
@@ -14,38 +21,117 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import torch
-from timing import device_name, sync
+from timing import device_name, sync, timed
 
-from vaetool.config import ModelConfig, TrainConfig
-from vaetool.data import load_dataset, split_indices
-from vaetool.data.feed import DeviceFeed
-from vaetool.device import resolve_device
+from vaetool.config import DataConfig, ModelChoice, ModelConfig, TrainConfig
+from vaetool.data import load_dataset
+from vaetool.device import autocast, resolve_device
+from vaetool.ensemble import fit_stack, stack_sessions
+from vaetool.fast_step import make_step
 from vaetool.models import build_model
-from vaetool.training import fit
+from vaetool.objectives import TrainContext, build_objective
+from vaetool.training import fit, open_session, start_session
+
+CONFIG = ModelConfig("conv28", (1, 28, 28), latents=10)
 
 
-def train_throughput(device: torch.device, batch_size: int, epochs: int) -> tuple[float, float]:
-    """(images/s of training steps, seconds per epoch incl. validation) after one warm-up epoch."""
+def batch_of(size: int, device: torch.device) -> torch.Tensor:
     data = load_dataset("mnist5k")
-    split = split_indices(len(data))
+    rows = torch.arange(size) % len(data)
+    return data.images(rows.numpy()).to(device)
+
+
+def vaetool_step(x: torch.Tensor, fast: bool, precision: str, steps: int) -> float:
     torch.manual_seed(0)
-    model = build_model(ModelConfig("conv28", (1, 28, 28), latents=128)).to(device)
-    train_feed, val_feed = (
-        DeviceFeed(data, split.train, device),
-        DeviceFeed(data, split.val, device),
-    )
-    config = TrainConfig(epochs=1, batch_size=batch_size, lr=1e-3)
-    fit(model, train_feed, val_feed, config)  # warm-up: kernels, allocator, caches
-    sync(device)
+    model = build_model(CONFIG).to(x.device)
+    context = TrainContext(3000, 30, 1e-3, x.device, precision)
+    objective = build_objective("beta_vae", {}, model, context)
+    step = make_step(objective, x.device, graph=fast)
+    for _ in range(5):  # warm-up (and, on CUDA, the graph's capture)
+        step(x)
+    return x.shape[0] / timed(lambda: step(x), x.device, repeats=steps)
+
+
+def pythae_step(x: torch.Tensor, steps: int) -> float | None:
+    """pythae 0.1.2's VAE around the same conv28 encoder and decoder: its forward (loss
+    included), backward and Adam, as its trainer's step does."""
+    try:
+        from pythae.models import VAE, VAEConfig
+        from pythae.models.base.base_utils import ModelOutput
+        from pythae.models.nn import BaseDecoder, BaseEncoder
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+    ours = build_model(CONFIG).to(x.device)
+
+    class Encoder(BaseEncoder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = ours.encoder
+
+        def forward(self, x: torch.Tensor) -> ModelOutput:
+            mu, logvar = self.net(x)
+            return ModelOutput(embedding=mu, log_covariance=logvar)
+
+    class Decoder(BaseDecoder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = ours.decoder
+
+        def forward(self, z: torch.Tensor) -> ModelOutput:
+            return ModelOutput(reconstruction=torch.sigmoid(self.net(z)))
+
+    config = VAEConfig(input_dim=(1, 28, 28), latent_dim=10, reconstruction_loss="bce")
+    model = VAE(config, encoder=Encoder(), decoder=Decoder()).to(x.device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step() -> None:
+        optimizer.zero_grad()
+        out = model({"data": x}, epoch=1, dataset_size=3000)
+        out.loss.backward()
+        optimizer.step()
+
+    for _ in range(3):
+        step()
+    return x.shape[0] / timed(step, x.device, repeats=steps)
+
+
+@torch.no_grad()
+def encoder_pass(x: torch.Tensor, precision: str, steps: int) -> float:
+    model = build_model(CONFIG).to(x.device).eval()
+
+    def run() -> None:
+        with autocast(x.device, precision):
+            model.encode(x)
+
+    return x.shape[0] / timed(run, x.device, repeats=steps)
+
+
+def seeds_at_once(k: int, device: str) -> tuple[float, float]:
+    """(seconds for K separate runs, seconds for one stack of K): 1 epoch on 600 images."""
+    data = DataConfig("mnist5k", subset=1000)
+    config = TrainConfig(epochs=1, batch_size=100)
+    choice = ModelChoice(latents=10)
     start = time.perf_counter()
-    history = fit(
-        model, train_feed, val_feed, TrainConfig(epochs=epochs, batch_size=batch_size, lr=1e-3)
-    )
-    sync(device)
-    per_epoch = (time.perf_counter() - start) / epochs
-    return statistics.median(r.images_per_s for r in history), per_epoch
+    for seed in range(k):
+        fit(start_session(data, replace(config, seed=seed), choice, device))
+    separate = time.perf_counter() - start
+    lead = start_session(data, config, choice, device)
+    start = time.perf_counter()
+    sessions = []
+    for seed in range(k):
+        session = open_session(lead.model_config, lead.data_config,
+                               replace(lead.train_config, seed=seed), device)  # fmt: skip
+        if session.device.type == "cpu":
+            session.noise = torch.Generator()
+            session.noise.set_state(torch.get_rng_state())
+        sessions.append(session)
+    fit_stack(stack_sessions(sessions))
+    sync(lead.device)
+    return separate, time.perf_counter() - start
 
 
 def help_cold_start(runs: int = 5) -> float:
@@ -60,21 +146,31 @@ def help_cold_start(runs: int = 5) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--large-batch", type=int, default=1000)
+    parser.add_argument("--large-batch", type=int, default=4096)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--seeds", default="1,2,4,8")
     args = parser.parse_args()
     device = resolve_device(args.device)
-    rows = []
-    for batch in (100, args.large_batch):
-        images_per_s, per_epoch = train_throughput(device, batch, args.epochs)
-        rows.append((batch, images_per_s, per_epoch))
-    cold = help_cold_start()
     print(f"device: {device_name(device)}; torch {torch.__version__}\n")
-    print("| batch | train images/s | s / epoch (mnist5k: 3,000 train + 1,000 val) |")
-    print("| ---: | ---: | ---: |")
-    for batch, ips, sec in rows:
-        print(f"| {batch} | {ips:,.0f} | {sec:.3f} |")
-    print(f"\n`vaetool --help` cold start: {cold:.3f} s (median of 5)")
+    print("| batch | vaetool plain | vaetool fast | vaetool fast bf16 | pythae 0.1.2 |")
+    print("| ---: | ---: | ---: | ---: | ---: |")
+    for size in (100, args.large_batch):
+        x = batch_of(size, device)
+        plain = vaetool_step(x, False, "fp32", args.steps)
+        fast = vaetool_step(x, True, "fp32", args.steps)
+        bf16 = vaetool_step(x, True, "bf16", args.steps)
+        peer = pythae_step(x, args.steps)
+        peer_text = "not installed" if peer is None else f"{peer:,.0f}"
+        print(f"| {size} | {plain:,.0f} | {fast:,.0f} | {bf16:,.0f} | {peer_text} |")
+    x = batch_of(args.large_batch, device)
+    print(f"\nencoder pass at batch {args.large_batch}: {encoder_pass(x, 'fp32', args.steps):,.0f} "
+          f"img/s fp32, {encoder_pass(x, 'bf16', args.steps):,.0f} img/s bf16\n")  # fmt: skip
+    print("| K seeds | K separate runs, s | one stack of K, s | speed-up |")
+    print("| ---: | ---: | ---: | ---: |")
+    for k in (int(s) for s in args.seeds.split(",")):
+        separate, stacked = seeds_at_once(k, str(device))
+        print(f"| {k} | {separate:.2f} | {stacked:.2f} | {separate / stacked:.2f}× |")
+    print(f"\n`vaetool --help` cold start: {help_cold_start():.3f} s (median of 5)")
 
 
 if __name__ == "__main__":

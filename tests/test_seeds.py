@@ -40,7 +40,7 @@ def _close(a: Path, b: Path) -> float:
 
 
 def _fast(names: list[str]) -> list:
-    return [n if n in ("beta_vae", "factor_vae") else pytest.param(n, marks=pytest.mark.slow)
+    return [n if n == "beta_vae" else pytest.param(n, marks=pytest.mark.slow)
             for n in names]  # fmt: skip
 
 
@@ -61,6 +61,7 @@ def test_each_seed_equals_its_separate_run(tmp_path: Path, objective: str) -> No
     assert different > 1e-2  # the seeds really differ
 
 
+@pytest.mark.slow
 def test_correlated_split_model_stacks(tmp_path: Path) -> None:
     request = _request(tmp_path / "s", seeds=(1, 2), encoder="split", split_width=16,
                        noise_corr=0.5)  # fmt: skip

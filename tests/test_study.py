@@ -50,6 +50,7 @@ def _rows(folder: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.slow
 def test_two_shards_at_once_fill_results_and_the_report_draws_it(tmp_path: Path, cli) -> None:
     plan, out = _plan(tmp_path), tmp_path / "D"
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}

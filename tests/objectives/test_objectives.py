@@ -174,13 +174,16 @@ def batch() -> torch.Tensor:
     return (torch.rand(64, 1, 8, 8, generator=g) > 0.5).float()
 
 
-def _fast_first(names: list[str], fast: str) -> list:
-    """Every registered name; all but ``fast`` run in the slow lane (crossed with another axis)."""
-    return [n if n == fast else pytest.param(n, marks=pytest.mark.slow) for n in names]
+def _fast_first(names: list[str], fast: str, keep: tuple[str, ...] = ()) -> list:
+    """Every registered name; all but ``fast`` (and ``keep``) run in the slow lane."""
+    quick = {fast, *keep}
+    return [n if n in quick else pytest.param(n, marks=pytest.mark.slow) for n in names]
 
 
 @pytest.mark.parametrize("encoder", _fast_first(ENCODERS.names(), "paper"))
-@pytest.mark.parametrize("name", OBJECTIVES.names())
+@pytest.mark.parametrize(
+    "name", _fast_first(OBJECTIVES.names(), "beta_vae", keep=("dip_vae_i", "beta_tcvae"))
+)
 def test_every_objective_lowers_its_loss_and_reports_its_terms(
     name: str, encoder: str, batch
 ) -> None:
