@@ -117,6 +117,7 @@ def test_stacked_seeds_and_a_diverging_point_is_a_result(tmp_path: Path) -> None
     ("seeds = [1, 1]", "--seeds"),
     ("[grid]\ngamma = [1, 2]", "point gamma=1: --gamma does not apply"),
     ("[grid\n", "not a readable TOML plan"),
+    ("metrics = 'nope'", "unknown metric 'nope'"),
 ])  # fmt: skip
 def test_bad_plans_are_one_line(tmp_path: Path, fails, text: str, message: str) -> None:
     line = fails("study", str(_plan(tmp_path, text)), "--out", str(tmp_path / "D"))
@@ -142,3 +143,23 @@ EXAMPLES = sorted((Path(__file__).parents[1] / "examples").glob("study-*.toml"))
 def test_example_plans_are_valid(example: Path) -> None:
     plan = read_plan(example)
     assert len(plan.points()) >= 4 and len(plan.seeds) >= 3
+
+
+@pytest.mark.slow
+def test_metrics_land_in_results(tmp_path: Path) -> None:
+    pytest.importorskip("sklearn")
+    text = """seeds = [0]
+metrics = ["mig", "factor_vae"]
+metric_samples = 200
+[base]
+data = "dsprites"
+subset = 300
+latents = 3
+epochs = 1
+batch-size = 50
+[grid]
+beta = [1]
+"""
+    run_study(StudyRequest(_plan(tmp_path, text), tmp_path / "D", device="cpu"))
+    row = _rows(tmp_path / "D")[0]
+    assert 0 <= float(row["mig"]) <= 1 and "factor_vae_eval" in row

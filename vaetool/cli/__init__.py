@@ -12,6 +12,7 @@ import typer
 
 from vaetool import __version__
 from vaetool.cli import info as _info
+from vaetool.cli import metrics as _metrics
 from vaetool.cli import mi as _mi
 from vaetool.cli import prune as _prune
 from vaetool.cli import report as _report
@@ -32,6 +33,7 @@ app.command("info")(_info.info)
 app.add_typer(_mi.mi_app, name="mi")
 app.command("prune")(_prune.prune)
 app.command("traverse")(_traverse.traverse)
+app.command("metrics")(_metrics.metrics)
 app.command("report")(_report.report)
 app.command("study")(_study.study)
 

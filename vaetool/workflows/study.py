@@ -67,6 +67,8 @@ class StudyPlan:
     grid: dict[str, list[Any]]
     seeds: tuple[int, ...] = (0,)
     stack_seeds: bool = False
+    metrics: str = ""  # ground-truth metrics for every run's summary (vaetool.metrics), "" none
+    metric_samples: int | None = None
 
     def points(self) -> list[dict[str, Any]]:
         """Every combination of the grid's values, the first option varying slowest."""
@@ -95,10 +97,10 @@ def read_plan(path: Path) -> StudyPlan:
         raise ConfigError(f"{path}: no such plan file") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise ConfigError(f"{path}: not a readable TOML plan ({err})") from None
-    unknown = set(raw) - {"base", "grid", "seeds", "stack_seeds"}
+    unknown = set(raw) - {"base", "grid", "seeds", "stack_seeds", "metrics", "metric_samples"}
     if unknown:
         raise ConfigError(f"{path}: unknown key {sorted(unknown)[0]!r} (expected base, grid, "
-                          "seeds, stack_seeds)")  # fmt: skip
+                          "seeds, stack_seeds, metrics, metric_samples)")  # fmt: skip
     base, grid = raw.get("base", {}), raw.get("grid", {})
     if not isinstance(base, dict) or not isinstance(grid, dict):
         raise ConfigError(f"{path}: [base] and [grid] must be tables")
@@ -122,8 +124,20 @@ def read_plan(path: Path) -> StudyPlan:
     stack = raw.get("stack_seeds", False)
     if not isinstance(stack, bool):
         raise ConfigError(f"{path}: stack_seeds: expected true or false")
+    metrics = raw.get("metrics", "")
+    metrics = ",".join(metrics) if isinstance(metrics, list) else str(metrics)
+    samples = raw.get("metric_samples")
+    if metrics:
+        from vaetool.metrics import MetricSizes, metric_names
+
+        try:
+            metric_names(metrics)
+            MetricSizes().scaled(samples)
+        except VaetoolError as err:
+            raise ConfigError(f"{path}: {err}") from None
     plan = StudyPlan({_key(k): v for k, v in base.items()},
-                     {_key(k): v for k, v in grid.items()}, seeds, stack)  # fmt: skip
+                     {_key(k): v for k, v in grid.items()}, seeds, stack, metrics,
+                     samples)  # fmt: skip
     for point in plan.points():  # every setting checked before anything trains
         try:
             train_request({**plan.base, **point, "seed": plan.seeds[0]})
@@ -248,7 +262,8 @@ def _run_unit(
             result.failed.append(f"{folder}: {err}")
         return
     for folder in todo:
-        _summarise(folder, unit, request.device)
+        spec = {**plan.base, **unit.point}.get("data")  # the whole data set, not a subset
+        _summarise(folder, unit, request.device, metrics=(plan.metrics, plan.metric_samples, spec))
         result.trained.append(folder)
 
 
@@ -285,7 +300,12 @@ def _locked(path: Path) -> bool:
 
 
 def _summarise(
-    folder: Path, unit: Unit, device: str, status: str = "finished", reason: str = ""
+    folder: Path,
+    unit: Unit,
+    device: str,
+    status: str = "finished",
+    reason: str = "",
+    metrics: tuple[str, int | None, str | None] = ("", None, None),
 ) -> None:
     """``folder/summary.json``: settings, status, final validation terms, ranking summary."""
     from vaetool.workflows.mi import RankRequest, rank
@@ -307,6 +327,12 @@ def _summarise(
         summary = ranked.summary()
         row.update({k: v for k, v in summary.items()
                     if isinstance(v, int | float | bool) and k not in row})  # fmt: skip
+        if metrics[0]:
+            from vaetool.workflows.metrics import MetricsRequest, compute
+
+            names, samples, spec = metrics
+            measured = compute(MetricsRequest(checkpoint, names, spec, samples, seed, device))
+            row.update(measured.values)
     folder.mkdir(parents=True, exist_ok=True)  # a run that failed before its first epoch
     write_atomic(folder / SUMMARY_NAME, json.dumps(row, indent=1, default=str).encode())
 

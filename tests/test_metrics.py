@@ -1,0 +1,91 @@
+"""`vaetool metrics` (issue 13): every registered metric on stored codes and on a dSprites model,
+known answers through the whole path, and one-line errors for what cannot be measured."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vaetool.metrics import METRICS, compute_metrics, metric_names
+from vaetool.workflows.metrics import CodesTruth
+
+pytest.importorskip("sklearn")
+SIZES = (3, 6, 10)
+
+
+def _codes(kind: str, samples: int = 1500) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.RandomState(0)
+    v = np.stack([rng.randint(0, n, samples) for n in SIZES], 1)
+    codes = {"identity": v.astype(np.float64), "noise": rng.randn(samples, 3),
+             "duplicated": np.concatenate([v, v], 1).astype(np.float64)}[kind]  # fmt: skip
+    return codes, v
+
+
+FIXED = [n if n != "dci" else pytest.param(n, marks=pytest.mark.slow)  # 100 trees per class
+         for n in METRICS.names() if not METRICS.get(n).needs_interventions]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", FIXED)
+def test_fixed_sample_metrics_separate_identity_from_noise(name: str) -> None:
+    good = compute_metrics(CodesTruth(*_codes("identity")), [name], num_train=600)
+    bad = compute_metrics(CodesTruth(*_codes("noise")), [name], num_train=600)
+    headline = {"mig": "mig", "modularity_explicitness": "explicitness_test",
+                "sap": "sap_continuous", "dci": "dci_disentanglement"}[name]  # fmt: skip
+    assert good[headline] > 0.6 and bad[headline] < 0.2 + 0.5 * (name == "modularity_explicitness")
+    again = compute_metrics(CodesTruth(*_codes("identity")), [name], num_train=600)
+    assert again == good  # seeded
+
+
+@pytest.mark.slow
+def test_duplicated_code_known_answers() -> None:
+    values = compute_metrics(CodesTruth(*_codes("duplicated")), ["mig", "dci"], num_train=600)
+    assert values["mig"] == 0.0
+    assert values["dci_completeness"] == pytest.approx(1 - np.log(2) / np.log(2 * 3), abs=0.1)
+
+
+def test_cli_on_a_codes_file_and_bad_inputs(tmp_path: Path, cli, fails) -> None:
+    codes, v = _codes("identity")
+    path = tmp_path / "codes.npz"
+    np.savez(path, mu=codes, factors=v)
+    code, out, err = cli("metrics", str(path), "--metric", "mig", "--samples", "500", "-f", "json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["values"]["mig"] > 0.6 and document["data"] == "stored codes"
+    assert "needs observations for chosen factor values" in fails(
+        "metrics", str(path), "--metric", "factor_vae"
+    )
+    assert "unknown metric 'nope'" in fails("metrics", str(path), "--metric", "nope")
+    np.savez(tmp_path / "bad.npz", mu=codes, factors=v[:10])
+    assert "same N" in fails("metrics", str(tmp_path / "bad.npz"))
+    np.savez(tmp_path / "nofactors.npz", mu=codes)
+    assert "no array 'factors'" in fails("metrics", str(tmp_path / "nofactors.npz"))
+    assert "--samples 5" in fails("metrics", str(path), "--samples", "5")
+
+
+def test_a_data_set_without_factors_errs_cleanly(trained_run: Path, fails) -> None:
+    line = fails("metrics", str(trained_run / "model.safetensors"), "--metric", "mig")
+    assert "has no ground-truth factors" in line
+
+
+def test_metric_names() -> None:
+    assert metric_names("all") == METRICS.names()
+    assert metric_names(" mig , sap") == ["mig", "sap"]
+
+
+@pytest.mark.slow
+def test_every_metric_on_a_dsprites_model(tmp_path: Path, cli) -> None:
+    out = tmp_path / "ds"
+    train = ["train", "--data", "dsprites", "--subset", "600", "--latents", "4", "--epochs", "1",
+             "--batch-size", "50", "--device", "cpu", "--out", str(out)]  # fmt: skip
+    code, _, err = cli(*train)
+    assert code == 0, err
+    code, text, err = cli("metrics", str(out / "model.safetensors"), "--data", "dsprites",
+                          "--metric", "all", "--samples", "150", "-f", "json")  # fmt: skip
+    assert code == 0, err
+    values = json.loads(text)["values"]
+    for key in ("mig", "modularity", "explicitness_test", "sap", "dci_disentanglement",
+                "beta_vae_eval", "factor_vae_eval"):  # fmt: skip
+        assert key in values and 0.0 <= values[key] <= 1.0

@@ -1,0 +1,158 @@
+"""`vaetool metrics` as a typed request -> result function: ground-truth disentanglement metrics
+of a checkpoint on a data set with factors, or of stored codes (a foreign model's).
+
+A checkpoint is represented as dlib does: r(x) = mu of observations drawn for uniformly sampled
+factor values (a data set holding every factor combination, such as dSprites, answers any
+combination; another labelled data set is sampled by rows, which supports the metrics that need
+no intervention). A CODES file (.npz or .safetensors with ``mu`` (N, H) and ``factors`` (N, K)) is
+sampled by rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vaetool.analysis.encode import encode
+from vaetool.data import ImageData, factor_classes
+from vaetool.data.feed import DeviceFeed
+from vaetool.data.npz import open_npz, read_array
+from vaetool.errors import DataError
+from vaetool.metrics import compute_metrics, metric_names
+from vaetool.workflows.source import open_source
+
+CODES_WHAT = "stored codes: an .npz or .safetensors with 'mu' (N, H) and 'factors' (N, K) ints"
+
+
+@dataclass(frozen=True)
+class MetricsRequest:
+    source: Path
+    metrics: str = "all"
+    data: str | None = None  # default: the checkpoint's own data set
+    samples: int | None = None  # num_train (num_test = half); default dlib's 10 000
+    seed: int = 0
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class MetricsResult:
+    source: Path
+    data: str
+    values: dict[str, float]
+    names: list[str] = field(default_factory=list)
+    points: int = 0  # distinct observations available
+
+
+class CodesTruth:
+    """Stored codes and factor classes, sampled by rows (uniform, with replacement)."""
+
+    can_intervene = False
+
+    def __init__(self, codes: np.ndarray, classes: np.ndarray) -> None:
+        self.codes, self.classes = codes, classes
+        self.factor_sizes = tuple(int(c) + 1 for c in classes.max(0))
+
+    def sample(self, n: int, rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
+        rows = rng.randint(len(self.codes), size=n)
+        return self.codes[rows], self.classes[rows]
+
+    def represent(self, classes: np.ndarray) -> np.ndarray:
+        raise DataError("stored codes cannot represent chosen factor values")
+
+
+class ModelTruth:
+    """A model's means on a data set with factors; any combination when it holds all of them."""
+
+    def __init__(self, model: torch.nn.Module, data: ImageData, device: torch.device) -> None:
+        classes = factor_classes(data)
+        if classes is None or classes.shape[1] == 0:
+            raise DataError(
+                f"{data.spec}: the data set has no ground-truth factors (use dsprites, "
+                "dsprites:FILE or an npz: file with a 'factors' array)"
+            )
+        self.model, self.data, self.device, self.classes = model, data, device, classes
+        self.factor_sizes = tuple(int(c) + 1 for c in classes.max(0))
+        keys = np.ravel_multi_index(tuple(classes.T), self.factor_sizes)
+        self.can_intervene = len(data) == int(np.prod(self.factor_sizes)) and len(
+            np.unique(keys)) == len(keys)  # fmt: skip
+        self._order = np.argsort(keys)
+        self._keys = keys[self._order]
+
+    def rows_of(self, classes: np.ndarray) -> np.ndarray:
+        keys = np.ravel_multi_index(tuple(classes.T), self.factor_sizes)
+        return self._order[np.searchsorted(self._keys, keys)]
+
+    def sample(self, n: int, rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
+        if self.can_intervene:  # as dlib: every factor uniform, then its observation
+            classes = np.stack([rng.randint(s, size=n) for s in self.factor_sizes], 1)
+            return self.represent(classes), classes.astype(np.int64)
+        rows = rng.randint(len(self.data), size=n)
+        return self._codes(rows), self.classes[rows]
+
+    def represent(self, classes: np.ndarray) -> np.ndarray:
+        return self._codes(self.rows_of(np.asarray(classes, dtype=np.int64)))
+
+    def _codes(self, rows: np.ndarray) -> np.ndarray:
+        posterior = encode(self.model, DeviceFeed(self.data, rows, self.device))
+        assert posterior is not None
+        return posterior.mu.double().cpu().numpy()
+
+
+def read_codes(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(mu float64 (N, H), factor classes int64 (N, K)) from a CODES file."""
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        try:
+            arrays = load_file(str(path))
+        except (OSError, SafetensorError) as err:
+            raise DataError(f"{path}: not readable as {CODES_WHAT} ({err})") from None
+        for key in ("mu", "factors"):
+            if key not in arrays:
+                raise DataError(f"{path}: no tensor {key!r}; expected {CODES_WHAT}")
+        mu, factors = arrays["mu"], arrays["factors"]
+    else:
+        with open_npz(path, CODES_WHAT) as npz:
+            mu, factors = read_array(npz, path, "mu", CODES_WHAT), read_array(
+                npz, path, "factors", CODES_WHAT)  # fmt: skip
+    if mu.ndim != 2 or factors.ndim != 2 or len(mu) != len(factors) or len(mu) < 2:
+        raise DataError(f"{path}: 'mu' {mu.shape} and 'factors' {factors.shape}; expected "
+                        "(N, H) and (N, K) with the same N >= 2")  # fmt: skip
+    if not np.issubdtype(mu.dtype, np.floating) or not np.isfinite(mu).all():
+        raise DataError(f"{path}: 'mu' must hold finite floats")
+    if not np.issubdtype(factors.dtype, np.integer) or (factors < 0).any():
+        raise DataError(f"{path}: 'factors' must hold non-negative integer classes")
+    return mu.astype(np.float64), factors.astype(np.int64)
+
+
+def compute(request: MetricsRequest) -> MetricsResult:
+    """The requested metrics of a checkpoint (on its data, or ``request.data``) or CODES file."""
+    names = metric_names(request.metrics)
+    path = Path(request.source)
+    if path.suffix == ".npz" or (path.suffix == ".safetensors" and _is_codes(path)):
+        codes, classes = read_codes(path)
+        truth = CodesTruth(codes, classes)
+        values = compute_metrics(truth, names, request.seed, request.samples)
+        return MetricsResult(path, "stored codes", values, names, len(codes))
+    source = open_source(path, request.device)
+    model, _ = source.checkpoint("metrics")
+    data = source.data(request.data)
+    truth = ModelTruth(model, data, source.device)
+    values = compute_metrics(truth, names, request.seed, request.samples)
+    return MetricsResult(path, data.spec, values, names, len(data))
+
+
+def _is_codes(path: Path) -> bool:
+    """A .safetensors holding 'mu' and 'factors' (not a vaetool checkpoint)."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="numpy") as handle:
+            keys = set(handle.keys())
+    except Exception:  # not readable: let the checkpoint reader say why
+        return False
+    return {"mu", "factors"} <= keys
