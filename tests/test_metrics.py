@@ -89,3 +89,17 @@ def test_every_metric_on_a_dsprites_model(tmp_path: Path, cli) -> None:
     for key in ("mig", "modularity", "explicitness_test", "sap", "dci_disentanglement",
                 "beta_vae_eval", "factor_vae_eval"):  # fmt: skip
         assert key in values and 0.0 <= values[key] <= 1.0
+
+
+@pytest.mark.slow
+def test_the_report_shows_codes_against_factors(tmp_path: Path, cli) -> None:
+    out = tmp_path / "ds"
+    train = ["train", "--data", "dsprites", "--subset", "2000", "--latents", "3", "--epochs", "1",
+             "--batch-size", "50", "--device", "cpu", "--out", str(out)]  # fmt: skip
+    assert cli(*train)[0] == 0
+    code, _, err = cli("report", str(out / "model.safetensors"), "--out", str(tmp_path / "r"))
+    assert code == 0, err
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert "Codes against the true factors" in page and "MIG (dlib" in page
+    assert (tmp_path / "r" / "factors.png").stat().st_size > 1000
+    assert "I(z_h; posX)" in page

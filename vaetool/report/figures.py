@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -112,3 +113,30 @@ def _pulse_figure(ranking: Ranking, title: str | None, which: str) -> Figure:
         title or f"{n_inf} influential of {len(mi)} factors ({ranking.estimator})", fontsize=10
     )
     return fig
+
+
+def factor_information_png(truth: Any) -> bytes:
+    """Heat map of I(z_h; v_k) (codes × true factors, nats), with q*'s I(x; z_h) per code on
+    the left: does the information sit in the codes that capture a factor? PNG bytes."""
+    matrix, names = np.asarray(truth.mi_matrix), truth.factor_names
+    H, K = matrix.shape
+    figure = Figure(figsize=(2.6 + 0.9 * K, 1.4 + 0.28 * H), dpi=110)
+    grid = figure.add_gridspec(1, 2, width_ratios=(1, max(K, 1)), wspace=0.05)
+    left, axes = figure.add_subplot(grid[0]), figure.add_subplot(grid[1])
+    left.barh(np.arange(H), truth.information, color=INFLUENTIAL_COLOR)
+    left.set_ylim(H - 0.5, -0.5)
+    left.invert_xaxis()
+    left.set_yticks(np.arange(H), [f"z{h}" for h in range(H)], fontsize="small")
+    left.set_xlabel("I(x; z_h)", fontsize="small")
+    image = axes.imshow(matrix, aspect="auto", cmap="viridis", vmin=0)
+    axes.set_xticks(np.arange(K), names, rotation=30, ha="right", fontsize="small")
+    axes.set_yticks([])
+    for h in range(H):
+        for k in range(K):
+            axes.text(k, h, f"{matrix[h, k]:.2f}", ha="center", va="center", fontsize=7,
+                      color="white" if matrix[h, k] < 0.6 * matrix.max() else "black")  # fmt: skip
+    axes.set_title(f"I(z_h; v_k), nats — MIG {truth.mig:.3f}", fontsize="small")
+    figure.colorbar(image, ax=axes, fraction=0.04)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")
+    return buffer.getvalue()

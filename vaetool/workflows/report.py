@@ -11,13 +11,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from vaetool.analysis.ranking import Ranking
 from vaetool.analysis.traversal_plan import TraversalPlan
 from vaetool.atomic import write_atomic
 from vaetool.errors import ConfigError
 from vaetool.workflows.mi import RankRequest, RankResult, rank_opened
 from vaetool.workflows.prune import PruneRequest, PruneResult, prune_opened
-from vaetool.workflows.source import Progress, Source, open_source
+from vaetool.workflows.source import Points, Progress, Source, open_source
 from vaetool.workflows.traverse import traverse_opened
 
 INDEX = "index.html"
@@ -55,7 +58,7 @@ def report_opened(
     source: Source, folder: Path, ranked: RankResult, progress: Progress | None = None
 ) -> Path:
     """The page for an opened, ranked checkpoint in a prepared ``folder``; its path."""
-    from vaetool.report.figures import pulse_png
+    from vaetool.report.figures import factor_information_png, pulse_png
     from vaetool.report.html_report import report_page
     from vaetool.report.images import png_bytes
     from vaetool.report.traversal_sheets import factor_sheet
@@ -66,10 +69,59 @@ def report_opened(
     _stage(progress, "traversals of the influential factors")
     traversal = traverse_opened(source, _sheet_plan(ranked.ranking), ranked.ranking)
     write_atomic(folder / "traversals.png", png_bytes(factor_sheet(traversal)))
+    truth = ground_truth_view(source, ranked.ranking)
+    if truth is not None:
+        write_atomic(folder / "factors.png", factor_information_png(truth))
     page = report_page(
-        source.path, info, ranked.ranking, ranked.summary(), [t.table for t in tables]
+        source.path, info, ranked.ranking, ranked.summary(), [t.table for t in tables], truth
     )
     return write_atomic(folder / INDEX, page.encode())
+
+
+@dataclass(frozen=True)
+class GroundTruthView:
+    """The codes against the data's true factors on the ranked points: I(z_h; v_k) (H, K) in
+    nats (dlib's 20-bin plug-in MI, MATH.md §13), H(v_k), the MIG gaps, and q*'s I(x; z_h)."""
+
+    mi_matrix: np.ndarray
+    entropy: np.ndarray
+    gaps: np.ndarray
+    mig: float
+    information: np.ndarray
+    factor_names: tuple[str, ...]
+    points: int = 0
+
+    @property
+    def bias(self) -> np.ndarray:
+        """The plug-in MI's upward bias per factor, ≈ (bins − 1)(n_k − 1)/(2N) nats (Miller)."""
+        sizes = np.exp(self.entropy)  # ≥ the effective number of values; n_k for uniform v_k
+        return 19 * (np.round(sizes) - 1) / (2 * max(self.points, 1))
+
+
+def ground_truth_view(source: Source, ranking: Ranking) -> GroundTruthView | None:
+    """None when the data set has no factors (or fewer than 2 codes); else the view above."""
+    from vaetool.analysis.disentanglement import mig
+    from vaetool.analysis.encode import encode
+    from vaetool.data import factor_classes
+
+    data = source.data()
+    classes = factor_classes(data)
+    model, _ = source.checkpoint("a report")
+    if classes is None or classes.shape[1] == 0 or model.config.latents < 2:
+        return None
+    points = Points()
+    rows = source.rows(points)
+    posterior = encode(model, source.feed(points))
+    assert posterior is not None
+    v = torch.from_numpy(np.ascontiguousarray(classes[rows].T))
+    if bool((v.max(1).values == v.min(1).values).any()):
+        return None  # a factor constant on these points: MI and MIG undefined
+    result = mig(posterior.mu.double().T.cpu(), v)
+    names = tuple(data.factor_names) or tuple(f"v{k}" for k in range(v.shape[0]))
+    return GroundTruthView(result["mi_matrix"].numpy(), result["entropy"].numpy(),
+                           result["mig_per_factor"].numpy(), float(result["mig"]),
+                           np.asarray(ranking.mi, dtype=np.float64), names,
+                           int(v.shape[1]))  # fmt: skip
 
 
 def _prune_tables(
