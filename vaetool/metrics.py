@@ -112,6 +112,11 @@ def _seed(rng: np.random.RandomState) -> int:
     return int(rng.randint(2**31 - 1))
 
 
+def _split(truth: GroundTruth, rng: np.random.RandomState, sizes: MetricSizes):
+    """(train, test) samples of (codes, classes), num_train then num_test, as dlib draws them."""
+    return truth.sample(sizes.num_train, rng), truth.sample(sizes.num_test, rng)
+
+
 def _tensors(codes: np.ndarray, classes: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """dlib's layout: codes (H, S), factors (K, S)."""
     return torch.from_numpy(np.ascontiguousarray(codes.T)), torch.from_numpy(
@@ -133,8 +138,7 @@ def compute_mig(truth: GroundTruth, rng: np.random.RandomState, sizes: MetricSiz
 def compute_modularity(truth: GroundTruth, rng: np.random.RandomState, sizes: MetricSizes):
     """Modularity and explicitness (Ridgeway & Zemel 2018; dlib modularity_explicitness.py)."""
     learn = sklearn()
-    train_codes, train_classes = truth.sample(sizes.num_train, rng)
-    test_codes, test_classes = truth.sample(sizes.num_test, rng)
+    (train_codes, train_classes), (test_codes, test_classes) = _split(truth, rng, sizes)
     c, v = _tensors(train_codes, train_classes)
     matrix = discrete_mutual_info(histogram_discretize(c), v)
     mean, std = train_codes.mean(0), train_codes.std(0)
@@ -167,10 +171,9 @@ def _auc(learn: Any, model: Any, x: np.ndarray, y: np.ndarray) -> float:
 def compute_sap(truth: GroundTruth, rng: np.random.RandomState, sizes: MetricSizes):
     """SAP score (Kumar et al. 2018; dlib sap_score.py): per code × factor LinearSVC accuracy."""
     learn = sklearn()
-    train_codes, train_classes = truth.sample(sizes.num_train, rng)
-    test_codes, test_classes = truth.sample(sizes.num_test, rng)
-    H, K = train_codes.shape[1], train_classes.shape[1]
-    scores = np.zeros((H, K))
+    (train_codes, train_classes), (test_codes, test_classes) = _split(truth, rng, sizes)
+    scores = np.zeros((train_codes.shape[1], train_classes.shape[1]))
+    H, K = scores.shape
     for h in range(H):
         for k in range(K):
             model = learn.svm.LinearSVC(C=0.01, class_weight="balanced", random_state=_seed(rng))
@@ -185,10 +188,9 @@ def compute_sap(truth: GroundTruth, rng: np.random.RandomState, sizes: MetricSiz
 def compute_dci(truth: GroundTruth, rng: np.random.RandomState, sizes: MetricSizes):
     """DCI (Eastwood & Williams 2018; dlib dci.py): gradient-boosted trees' importances."""
     learn = sklearn()
-    train_codes, train_classes = truth.sample(sizes.num_train, rng)
-    test_codes, test_classes = truth.sample(sizes.num_test, rng)
-    H, K = train_codes.shape[1], train_classes.shape[1]
-    importance = np.zeros((H, K))
+    (train_codes, train_classes), (test_codes, test_classes) = _split(truth, rng, sizes)
+    importance = np.zeros((train_codes.shape[1], train_classes.shape[1]))
+    K = importance.shape[1]
     train_acc, test_acc = [], []
     for k in range(K):
         model = learn.ensemble.GradientBoostingClassifier(random_state=_seed(rng))
