@@ -101,6 +101,7 @@ def test_default_table_anchors(checkpoint: Path, cli, test_images: torch.Tensor)
     assert rows[0]["mse_pixel"] == pytest.approx(full / 784, rel=1e-5)
 
 
+@pytest.mark.slow  # in the full suite; kept out of the inner loop for time
 def test_table_formats_compare_and_plot(checkpoint: Path, cli, tmp_path: Path) -> None:
     code, out, _ = cli("prune", str(checkpoint), "--device", "cpu", "--top", "50%,10%")
     assert code == 0 and "k rule" in out and "SSE / image" in out

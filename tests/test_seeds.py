@@ -71,6 +71,7 @@ def test_correlated_split_model_stacks(tmp_path: Path) -> None:
     assert _close(outcomes[1].checkpoint, alone.checkpoint) < TOLERANCE
 
 
+@pytest.mark.slow  # in the full suite; kept out of the inner loop for time
 def test_a_stopped_stack_resumes_to_the_same_weights(tmp_path: Path) -> None:
     whole = train_seeds(_request(tmp_path / "whole", seeds=(0, 1), epochs=3))
 

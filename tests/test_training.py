@@ -54,6 +54,7 @@ def test_checkpoint_records_resolved_config() -> None:
     assert result.info.summary["n_train"] == 360
 
 
+@pytest.mark.slow  # in the full suite; kept out of the inner loop for time
 def test_keep_best_saves_the_best_validation_epoch(tmp_path) -> None:
     """The best-ELBO weights equal a shorter run's last weights (training is deterministic on
     CPU with a fixed seed, and validation does not consume the training noise)."""

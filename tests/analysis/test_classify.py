@@ -57,6 +57,7 @@ def review_codes(n: int) -> LabelledCodes:
     return LabelledCodes(mu, torch.full_like(mu, math.log(100.0)), labels)
 
 
+@pytest.mark.slow  # in the full suite; kept out of the inner loop for time
 def test_review_example_bound_covers_sampled_probes_not_mean_probes():
     n, samples = 1000, 32
     train, test = review_codes(n), review_codes(n)
