@@ -229,6 +229,15 @@ BAD_OPTIONS = [
     ["traverse", "CKPT", "--min-mi", "1000"], ["traverse", "CKPT", "--top", "0"],
     ["report", "CKPT", "--out", "/dev/null"], ["info", "CKPT", "-f", "yaml"],
     ["info", "/nonexistent"], ["mi", "rank", "/nonexistent.npz"], ["prune", "/"],
+    ["train", "--seeds", ""], ["train", "--seeds", "1,1"], ["train", "--seeds", "-1"],
+    ["train", "--seeds", "a"], ["train", "--seeds", ",".join(map(str, range(65)))],
+    ["train", "--seeds", "1,2", "--seed", "3"], ["train", "--precision", "fp16"],
+    ["metrics", "CKPT"], ["metrics", "CKPT", "--metric", "nope"], ["metrics", "CKPT",
+    "--metric", ""], ["metrics", "CKPT", "--samples", "10"], ["metrics", "CKPT", "--seed", "-1"],
+    ["metrics", "CKPT", "--data", "dsprites"], ["metrics", "CKPT", "-f", "xml"],
+    ["metrics", "/nonexistent.npz"], ["study", "/nonexistent.toml", "--out", "d"],
+    ["study", "CKPT", "--out", "d"], ["study", "/nonexistent.toml", "--out", "d", "--shard",
+    "3/2"], ["report", "/", "--kind", "pie"],
 ]  # fmt: skip
 
 

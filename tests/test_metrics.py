@@ -65,6 +65,8 @@ def test_cli_on_a_codes_file_and_bad_inputs(tmp_path: Path, cli, fails) -> None:
     np.savez(tmp_path / "nofactors.npz", mu=codes)
     assert "no array 'factors'" in fails("metrics", str(tmp_path / "nofactors.npz"))
     assert "--samples 5" in fails("metrics", str(path), "--samples", "5")
+    assert "--seed -1" in fails("metrics", str(path), "--seed", "-1")
+    assert "--seed 4294967296" in fails("metrics", str(path), "--seed", str(2**32))
 
 
 def test_a_data_set_without_factors_errs_cleanly(trained_run: Path, fails) -> None:

@@ -274,6 +274,9 @@ def compute_metrics(
     truth: GroundTruth, names: list[str], seed: int = 0, num_train: int | None = None
 ) -> dict[str, float]:
     """Every named metric, each from RandomState(seed) as dlib's evaluation does."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ConfigError(f"--seed {seed}: expected an integer from 0 to 2**32 - 1 (numpy's "
+                          "RandomState, as disentanglement_lib)")  # fmt: skip
     sizes = MetricSizes().scaled(num_train)
     out: dict[str, float] = {}
     for name in names:
