@@ -42,8 +42,12 @@ def _square(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.maximum(np.abs(u), np.abs(v)) <= 1.0
 
 
+ELLIPSE_AXES = (1.275, 0.725)  # fitted to the official frames: 4 pixels off over all 6 scales
+
+
 def _ellipse(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    return (u / 1.25) ** 2 + (v / 0.6) ** 2 <= 1.0
+    a, b = ELLIPSE_AXES
+    return (u / a) ** 2 + (v / b) ** 2 <= 1.0
 
 
 def _heart(u: np.ndarray, v: np.ndarray) -> np.ndarray:
