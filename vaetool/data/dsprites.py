@@ -34,8 +34,8 @@ SIZE = 64
 RADIUS = 10.0  # half-size in pixels of a scale-1 sprite: a square is ~20 px, about 1/3 of 64
 MARGIN = 16.0  # sprite centres span [MARGIN, SIZE - MARGIN], so every sprite stays inside
 CHUNK = 1024  # images rendered per vectorised step (bounds temporary memory to ~100 MB)
-HEART_SHIFT = 0.12  # centres the heart curve's bounding box vertically
-HEART_SCALE = 0.95
+HEART_AXES = (0.84, 0.72)  # x, y scale of the heart curve, fitted to the official frames
+HEART_SHIFT = -0.025  # vertical offset of the curve (fitted with the axes)
 
 
 def _square(u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -51,8 +51,8 @@ def _ellipse(u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def _heart(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    x = u / HEART_SCALE
-    y = -v / HEART_SCALE + HEART_SHIFT  # v grows downwards; the curve's lobes point up
+    x = u / HEART_AXES[0]
+    y = -v / HEART_AXES[1] + HEART_SHIFT  # v grows downwards; the curve's lobes point up
     return (x * x + y * y - 1.0) ** 3 - x * x * y**3 <= 0.0
 
 
@@ -68,15 +68,16 @@ _GRID = np.arange(SIZE, dtype=np.float64) + 0.5  # pixel centres
 def _sprite_frame(classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pixel centres in sprite units for classes (B, 5): u, v float64 (B, 64, 64).
 
-    The grid is shifted to the sprite centre, rotated by -orientation and divided by the
-    sprite radius; v grows downwards like image rows.
+    The grid is shifted to the sprite centre, rotated by +orientation (so the sprite turns the
+    way the official frames turn: measured against them, tests/data/test_dsprites_fidelity.py)
+    and divided by the sprite radius; v grows downwards like image rows.
     """
     radius = FACTOR_VALUES[1][classes[:, 1]] * RADIUS
     cos = (_COS[classes[:, 2]] / radius)[:, None, None]
     sin = (_SIN[classes[:, 2]] / radius)[:, None, None]
     dx = _GRID[None, None, :] - _CENTRES[classes[:, 3]][:, None, None]  # (B, 1, W)
     dy = _GRID[None, :, None] - _CENTRES[classes[:, 4]][:, None, None]  # (B, H, 1)
-    return cos * dx + sin * dy, cos * dy - sin * dx
+    return cos * dx - sin * dy, cos * dy + sin * dx
 
 
 def render(classes: np.ndarray) -> np.ndarray:
