@@ -28,13 +28,13 @@ from vaetool.errors import ConfigError
 from vaetool.models import noise
 from vaetool.objectives.base import apply_step
 from vaetool.training import (
-    _REFRESH_EVERY,
+    REFRESH_EVERY,
     BatchCallback,
     Diverged,
     EpochRecord,
     Interrupted,
     Session,
-    _diverged_message,
+    diverged_message,
     end_epoch,
 )
 
@@ -241,7 +241,7 @@ def _train_epoch(stack: Stack, epoch: int, on_batch: BatchCallback | None) -> li
         sums += torch.stack([terms[n] for n in names], 1).to(torch.float64) * x.shape[1]
         seen += x.shape[1]
         if on_batch is not None:
-            refresh = (i + 1) % _REFRESH_EVERY == 0 or i + 1 == n_batches
+            refresh = (i + 1) % REFRESH_EVERY == 0 or i + 1 == n_batches
             means = _per_model(sums / seen, names) if refresh else None
             if means is not None:
                 _check_finite(stack, means, epoch, i + 1)
@@ -278,5 +278,5 @@ def _check_finite(
 ) -> None:
     for session, terms in zip(stack.sessions, means, strict=True):
         if not all(math.isfinite(v) for v in terms.values()):
-            message = _diverged_message(epoch, batch, session.train_config)
+            message = diverged_message(epoch, batch, session.train_config)
             raise Diverged(f"seed {session.train_config.seed}: {message}")

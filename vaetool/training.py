@@ -34,7 +34,7 @@ from vaetool.objectives import Objective, TrainContext, build_objective, resolve
 # on_batch(epoch, batch, batches_per_epoch, running means or None between refreshes)
 BatchCallback = Callable[[int, int, int, "dict[str, float] | None"], None]
 EpochCallback = Callable[["EpochRecord"], None]
-_REFRESH_EVERY = 10  # batches between host syncs for the progress display
+REFRESH_EVERY = 10  # batches between host syncs for the progress display
 MIN_SPLIT = 10  # images per split below which training is refused
 WARN_SPLIT = 100  # images per split below which it warns
 
@@ -286,9 +286,9 @@ def _fit_epoch(
         train_means = _train_epoch(session, epoch, on_batch)
         val_means = evaluate(session.objective, session.val_feed, config, config.seed + 1)
     except _NonFinite as bad:
-        raise Diverged(_diverged_message(epoch, bad.batch, config)) from None
+        raise Diverged(diverged_message(epoch, bad.batch, config)) from None
     if not all(math.isfinite(v) for v in val_means.values()):
-        raise Diverged(_diverged_message(epoch, None, config))
+        raise Diverged(diverged_message(epoch, None, config))
     seconds = time.perf_counter() - start
     record = EpochRecord(epoch, train_means, val_means, seconds, len(session.train_feed) / seconds)
     end_epoch(session, record, on_epoch)
@@ -324,7 +324,7 @@ def _train_epoch(session: Session, epoch: int, on_batch: BatchCallback | None) -
         sums += _stacked(terms, names) * x.shape[0]
         seen += x.shape[0]
         if on_batch is not None:
-            refresh = (i + 1) % _REFRESH_EVERY == 0 or i + 1 == n_batches
+            refresh = (i + 1) % REFRESH_EVERY == 0 or i + 1 == n_batches
             means = _named(sums / seen, names) if refresh else None
             if means is not None and not math.isfinite(means["loss"]) and not distributed.active():
                 raise _NonFinite(i + 1)
@@ -335,7 +335,7 @@ def _train_epoch(session: Session, epoch: int, on_batch: BatchCallback | None) -
     return means
 
 
-def _diverged_message(epoch: int, batch: int | None, config: TrainConfig) -> str:
+def diverged_message(epoch: int, batch: int | None, config: TrainConfig) -> str:
     """One line: where the loss stopped being finite and the likeliest cause."""
     where = f"by batch {batch}" if batch is not None else "on the validation split"
     lr = config.lr or 0.0
