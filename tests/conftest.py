@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from vaetool.cli import main
+
+
+@pytest.fixture(scope="session", autouse=True)
+def image_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The suite's own render cache folder (VAETOOL_CACHE, inherited by subprocesses), so tests
+    never read or fill the user's ~/.cache/vaetool."""
+    folder = tmp_path_factory.mktemp("cache")
+    os.environ["VAETOOL_CACHE"] = str(folder)
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -6,17 +6,21 @@ row-major over (shape, scale, orientation, posX, posY) like the official ``laten
 Each sprite is an implicit shape tested at pixel centres after rotating the pixel grid about
 the sprite centre; posX moves it right and posY moves it down. The drawing is close to, not
 pixel-identical with, the official file (Matthey et al. 2017), which ``dsprites:FILE`` loads.
+Every image drawn is kept in a one-bit-per-pixel disk cache (:mod:`vaetool.data.bitcache`)
+whose file name carries the generator's version, so each is drawn once per machine.
 """
 
 from __future__ import annotations
 
-from functools import cached_property
+import hashlib
+from functools import cache, cached_property
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from vaetool.data.base import ArrayData, ImageData
+from vaetool.data.bitcache import BitCache, open_cache, write_failed
 from vaetool.data.npz import open_npz, read_array
 from vaetool.errors import DataError
 
@@ -34,8 +38,10 @@ SIZE = 64
 RADIUS = 10.0  # half-size in pixels of a scale-1 sprite: a square is ~20 px, about 1/3 of 64
 MARGIN = 16.0  # sprite centres span [MARGIN, SIZE - MARGIN], so every sprite stays inside
 CHUNK = 1024  # images rendered per vectorised step (bounds temporary memory to ~100 MB)
-HEART_AXES = (0.84, 0.72)  # x, y scale of the heart curve, fitted to the official frames
-HEART_SHIFT = -0.025  # vertical offset of the curve (fitted with the axes)
+HEART_SIZE = 0.82  # the heart's square: half its diagonal, fitted to the official frames
+HEART_TIP = 0.85  # where its tip is (below the sprite centre)
+HEART_LOBE = 0.95  # lobe radius over half the square's side
+GENERATOR_VERSION = 4  # raise whenever the drawing changes (the cache key also hashes probes)
 
 
 def _square(u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -51,9 +57,14 @@ def _ellipse(u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def _heart(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    x = u / HEART_AXES[0]
-    y = -v / HEART_AXES[1] + HEART_SHIFT  # v grows downwards; the curve's lobes point up
-    return (x * x + y * y - 1.0) ** 3 - x * x * y**3 <= 0.0
+    """A square turned 45 degrees (the straight sides and the sharp tip) with a disc on each
+    upper side (the lobes): half-diagonal HEART_SIZE, tip at v = HEART_TIP, discs of radius
+    HEART_LOBE x half a side, fitted to the official frames (docs/datasets.md)."""
+    d, tip = HEART_SIZE, HEART_TIP
+    centre = tip - d  # of the square; v grows downwards, the tip points down
+    lobe = HEART_LOBE * d / np.sqrt(2.0)
+    lobes = (np.abs(u) - d / 2) ** 2 + (v - centre + d / 2) ** 2 <= lobe * lobe
+    return (np.abs(u) + np.abs(v - centre) <= d) | lobes
 
 
 SHAPES = (_square, _ellipse, _heart)
@@ -90,6 +101,25 @@ def render(classes: np.ndarray) -> np.ndarray:
     return out
 
 
+@cache
+def generator_key() -> str:
+    """``dsprites-v<version>-<hash>``: the cache key, with a hash of 97 sprites drawn across
+    the grid, so a change to the drawing that forgets to raise the version still misses."""
+    probes = np.linspace(0, int(np.prod(FACTOR_SIZES)) - 1, 97).astype(np.int64)
+    classes = np.stack(np.unravel_index(probes, FACTOR_SIZES), axis=1)
+    digest = hashlib.sha256(np.packbits(render(classes)).tobytes()).hexdigest()[:12]
+    return f"dsprites-v{GENERATOR_VERSION}-{digest}"
+
+
+def draw(indices: np.ndarray) -> np.ndarray:
+    """bool (B, 64 * 64) sprites of dataset indices (B,), drawn CHUNK at a time."""
+    classes = np.stack(np.unravel_index(indices, FACTOR_SIZES), axis=1).astype(np.int64)
+    out = np.empty((len(classes), SIZE * SIZE), dtype=bool)
+    for start in range(0, len(classes), CHUNK):
+        out[start : start + CHUNK] = render(classes[start : start + CHUNK]).reshape(-1, SIZE * SIZE)
+    return out
+
+
 class DSpritesData(ImageData):
     """Procedural dSprites: N = 737,280 images (1, 64, 64), pixels exactly 0 or 1.
 
@@ -108,9 +138,7 @@ class DSpritesData(ImageData):
 
     def classes_of(self, indices: np.ndarray) -> np.ndarray:
         """int64 (B, 5) factor classes of dataset indices (B,)."""
-        flat = np.asarray(indices, dtype=np.int64).reshape(-1)
-        if len(flat) and (flat.min() < 0 or flat.max() >= len(self)):
-            raise IndexError(f"dsprites index out of range 0..{len(self) - 1}")
+        flat = self._checked(indices)
         return np.stack(np.unravel_index(flat, FACTOR_SIZES), axis=1).astype(np.int64)
 
     def index_of(self, classes: np.ndarray) -> np.ndarray:
@@ -119,12 +147,30 @@ class DSpritesData(ImageData):
         return np.ravel_multi_index(tuple(classes.T), FACTOR_SIZES).astype(np.int64)
 
     def images(self, indices: np.ndarray) -> torch.Tensor:
-        """float32 (B, 1, 64, 64) with values in {0, 1} for dataset indices (B,)."""
-        classes = self.classes_of(indices)
-        out = np.empty((len(classes), 1, SIZE, SIZE), dtype=np.float32)
-        for start in range(0, len(classes), CHUNK):
-            out[start : start + CHUNK, 0] = render(classes[start : start + CHUNK])
-        return torch.from_numpy(out)
+        """float32 (B, 1, 64, 64) with values in {0, 1} for dataset indices (B,): from the
+        render cache, drawing (and storing) those it does not hold yet."""
+        flat = self._checked(indices)
+        cache = self._cache
+        if cache is None:
+            bits = draw(flat)
+        else:
+            try:
+                bits = cache.get(flat, draw)
+            except OSError as err:  # a full disk: say so once, go on without the cache
+                write_failed(cache, err)
+                self._cache = None
+                bits = draw(flat)
+        return torch.from_numpy(bits.reshape(-1, 1, SIZE, SIZE).astype(np.float32))
+
+    @cached_property
+    def _cache(self) -> BitCache | None:
+        return open_cache(generator_key() + ".bits", len(self), SIZE * SIZE)
+
+    def _checked(self, indices: np.ndarray) -> np.ndarray:
+        flat = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if len(flat) and (flat.min() < 0 or flat.max() >= len(self)):
+            raise IndexError(f"dsprites index out of range 0..{len(self) - 1}")
+        return flat
 
     @cached_property
     def factor_classes(self) -> np.ndarray:

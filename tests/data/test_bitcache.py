@@ -1,0 +1,127 @@
+"""The one-bit render cache: what it returns is what the generator draws, each image is drawn
+once, a damaged row is drawn again, and a cache that cannot be used never stops the work."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vaetool.data import bitcache, dsprites
+from vaetool.data.bitcache import BitCache, cache_dir, open_cache, row_check
+from vaetool.data.dsprites import DSpritesData, generator_key, render
+from vaetool.errors import VaetoolWarning
+
+
+class Counting:
+    """A draw function that remembers which indices it was asked for."""
+
+    def __init__(self, pixels: int) -> None:
+        self.pixels, self.calls = pixels, []
+
+    def __call__(self, indices: np.ndarray) -> np.ndarray:
+        self.calls.append(indices.copy())
+        mixed = (indices[:, None] + 1) * 2654435761 + np.arange(self.pixels) * 40503
+        return (mixed >> 7) % 3 == 0  # an image that depends on its index alone
+
+
+def test_rows_come_back_as_drawn_and_are_drawn_once(tmp_path: Path) -> None:
+    draw = Counting(100)
+    cache = BitCache(tmp_path / "c.bits", 50, 100)
+    first = cache.get(np.array([7, 3, 3, 40, 8]), draw)
+    assert len(draw.calls) == 1 and draw.calls[0].tolist() == [3, 7, 8, 40]
+    assert np.array_equal(first[1], first[2])  # a repeated index gives the same image
+    again = cache.get(np.array([40, 7]), draw)
+    assert len(draw.calls) == 1  # nothing drawn the second time
+    assert np.array_equal(again, first[[3, 0]])
+    cache.close()
+    reopened = BitCache(tmp_path / "c.bits", 50, 100)  # another process, later
+    assert np.array_equal(reopened.get(np.array([3, 8]), draw), first[[1, 4]])
+    assert len(draw.calls) == 1
+    assert reopened.stored(np.arange(50)).sum() == 4
+
+
+def test_a_damaged_row_is_drawn_again(tmp_path: Path) -> None:
+    draw = Counting(64)
+    cache = BitCache(tmp_path / "c.bits", 10, 64)
+    good = cache.get(np.arange(10), draw)
+    # bits of row 4 lost (a crash before they reached the disk) while its check byte landed
+    os.pwrite(cache.fd, bytes(cache.row_bytes), 10 + 4 * cache.row_bytes)
+    assert cache.stored(np.arange(10)).tolist() == [i != 4 for i in range(10)]
+    assert np.array_equal(cache.get(np.arange(10), draw), good)
+    assert draw.calls[-1].tolist() == [4]
+
+
+def test_check_bytes_are_never_zero_and_see_position() -> None:
+    rows = np.zeros((3, 8), dtype=np.uint8)
+    rows[1, 0], rows[2, 1] = 1, 1  # the same byte sum at different places
+    checks = row_check(rows)
+    assert (checks > 0).all() and len(set(checks.tolist())) == 3
+
+
+def test_dsprites_from_the_cache_equal_the_generator(image_cache: Path) -> None:
+    data = DSpritesData()
+    idx = np.random.default_rng(1).integers(0, len(data), 300)
+    expected = torch.from_numpy(render(data.classes_of(idx))).float()[:, None]
+    assert torch.equal(data.images(idx), expected)  # drawn and stored
+    assert torch.equal(DSpritesData().images(idx), expected)  # read back by a new dataset
+    assert (image_cache / f"{generator_key()}.bits").is_file()
+
+
+def test_cache_key_follows_the_generator(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = generator_key()
+    assert before.startswith(f"dsprites-v{dsprites.GENERATOR_VERSION}-")
+    generator_key.cache_clear()
+    monkeypatch.setattr(dsprites, "HEART_TIP", dsprites.HEART_TIP + 0.2)  # a redrawn heart
+    try:
+        assert generator_key() != before
+    finally:
+        generator_key.cache_clear()
+
+
+@pytest.mark.parametrize("value", ["off", "0", ""])
+def test_switched_off(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("VAETOOL_CACHE", value)
+    assert cache_dir() is None and open_cache("x.bits", 4, 8) is None
+
+
+def test_default_folder_is_under_the_user_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VAETOOL_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", "/somewhere")
+    assert cache_dir() == Path("/somewhere/vaetool")
+
+
+def test_a_foreign_file_is_left_alone(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("VAETOOL_CACHE", str(tmp_path))
+    (tmp_path / "x.bits").write_bytes(b"not a cache")
+    with pytest.warns(VaetoolWarning, match="11 bytes, expected 8"):
+        assert open_cache("x.bits", 4, 8) is None
+    assert (tmp_path / "x.bits").read_bytes() == b"not a cache"
+
+
+def test_an_unwritable_folder_warns(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("VAETOOL_CACHE", str(blocker / "sub"))  # a folder under a plain file
+    with pytest.warns(VaetoolWarning, match="drawing images on demand"):
+        assert open_cache("x.bits", 4, 8) is None
+
+
+def test_a_full_disk_falls_back_to_drawing(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = DSpritesData()
+    idx = np.array([5, 500_000, 123_456])
+    assert data._cache is not None
+
+    def full(fd: int, payload: bytes, offset: int) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(bitcache.os, "pwrite", full)
+    fresh = np.array([17, 600_001])  # not stored by earlier tests
+    with pytest.warns(VaetoolWarning, match="could not store"):
+        got = data.images(fresh)
+    assert torch.equal(got, torch.from_numpy(render(data.classes_of(fresh))).float()[:, None])
+    assert data._cache is None  # the rest of the work goes on without it
+    assert data.images(idx).shape == (3, 1, 64, 64)
