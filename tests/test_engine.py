@@ -15,6 +15,7 @@ import vaetool
 from vaetool.config import ENCODER_NAMES, OBJECTIVE_NAMES
 from vaetool.models import ENCODERS
 from vaetool.objectives import OBJECTIVES
+from vaetool.objectives.base import COMMON_TERMS
 
 FIXTURE_V1 = Path(__file__).parent / "fixtures" / "v1-conv28-h4.safetensors"
 TINY = ["--subset", "500", "--latents", "4", "--epochs", "1", "--device", "cpu"]
@@ -39,7 +40,7 @@ def test_every_objective_and_encoder_trains_and_is_analysed(
     info = vaetool.read_info(checkpoint)
     assert info.train.objective == objective and info.model.encoder == encoder
     history = (out / "history.csv").read_text().splitlines()[0].split(",")
-    for term in OBJECTIVES.get(objective).terms():
+    for term in COMMON_TERMS + OBJECTIVES.get(objective).extra_terms:
         assert f"train_{term}" in history and f"val_{term}" in history
     for command in (["mi", "rank"], ["prune", "--top", "50%"], ["traverse", "--top", "2"]):
         code, _, err = cli(

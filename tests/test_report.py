@@ -48,7 +48,8 @@ def report_dir(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 def test_report_writes_page_and_images(report_dir: Path) -> None:
     names = sorted(p.name for p in report_dir.iterdir())
-    assert names == ["index.html", "pulse.png", "reconstructions.png", "traversals.png"]
+    assert names == ["history.png", "index.html", "pulse.png", "reconstructions.png",
+                     "traversals.png"]  # fmt: skip
     text = (report_dir / "index.html").read_text()
     assert "http://" not in text and "https://" not in text  # no CDN, nothing remote
     assert 'id="classify"' in text  # mnist5k has labels: the Table-2 section is there
@@ -61,7 +62,7 @@ def test_headless_chromium_loads_every_image_and_all_rows(report_dir: Path, tmp_
     dom = rendered_dom(report_dir / "index.html", tmp_path / "profile")
     loaded = re.search(r'data-images-loaded="(\d+)/(\d+)"', dom)
     assert loaded is not None, "the page's load handler did not run"
-    assert loaded.group(1) == loaded.group(2) == "3"
+    assert loaded.group(1) == loaded.group(2) == "4"
     ranking = re.search(r'<table id="ranking">.*?<tbody>(.*?)</tbody>', dom, re.S)
     assert ranking is not None and ranking.group(1).count("<tr>") == 16  # H rows
 
@@ -71,7 +72,7 @@ def test_missing_image_is_detected_by_the_browser_check(report_dir: Path, tmp_pa
     shutil.copytree(report_dir, broken)
     (broken / "traversals.png").unlink()
     dom = rendered_dom(broken / "index.html", tmp_path / "profile")
-    assert 'data-images-loaded="2/3"' in dom
+    assert 'data-images-loaded="3/4"' in dom
 
 
 def test_report_refuses_to_overwrite(report_dir: Path, trained_run: Path, cli) -> None:

@@ -125,6 +125,8 @@ def load_checkpoint(
 def _check_buffers_match_config(path: Path, model: VAE) -> None:
     """Settings stored twice (metadata and tensors) must agree: the Gaussian likelihood's σ²."""
     sigma2 = getattr(model.likelihood, "sigma2", None)
+    if not model.likelihood.sigma2_from_config:
+        return  # a learned σ²: the tensors hold the truth, the metadata only its start
     if isinstance(sigma2, torch.Tensor) and not math.isclose(
         float(sigma2), model.config.sigma2, rel_tol=1e-6
     ):

@@ -16,7 +16,9 @@ C = TypeVar("C", bound="_DictConfig")
 
 # Registry names the CLI offers without importing torch; tests check they match the registries.
 ARCHITECTURE_NAMES = ("conv28", "conv32", "conv64", "mlp")
-LIKELIHOOD_NAMES = ("bernoulli", "gaussian")
+LIKELIHOOD_NAMES = ("bernoulli", "gaussian", "gaussian_learned", "mog2")
+LIKELIHOOD_OPTIONS = ("noise_fit", "noise_per_pixel", "components")  # each likelihood's: .options
+NOISE_FITS = ("closed", "gradient")  # how gaussian_learned learns σ² (vaetool.likelihoods)
 OBJECTIVE_NAMES = (
     "annealed_vae", "beta_tcvae", "beta_vae", "dip_vae_i", "dip_vae_ii", "factor_vae",
 )  # fmt: skip
@@ -105,9 +107,18 @@ class ModelConfig(_DictConfig):
     split_depth: int = 1  # split encoder: hidden layers each factor owns before its head
     latent: str = "gaussian"  # registry name in vaetool.models.latents.LATENTS
     noise_corr: float = 0.0  # ρ of the equicorrelated reparameterisation noise (paper 003 eq. 13)
+    noise_fit: str = "closed"  # gaussian_learned: "closed" (batch optimum) or "gradient" (Adam)
+    noise_per_pixel: bool = False  # gaussian_learned: one σ² per pixel instead of one in all
+    components: int = 2  # mog2: K, mixture components per pixel (paper 002 App. A.2)
 
     def __post_init__(self) -> None:
         self._check_types()
+        if self.noise_fit not in NOISE_FITS:
+            raise ConfigError(
+                f"--noise-fit {self.noise_fit!r}: expected one of {', '.join(NOISE_FITS)}"
+            )
+        if self.components < 1:
+            raise ConfigError(f"--components {self.components}: expected a positive integer")
         if self.latents < 1:
             raise ConfigError(f"--latents {self.latents}: expected a positive integer")
         check_finite("--sigma2", self.sigma2, positive=True)
@@ -138,6 +149,9 @@ class ModelChoice(_DictConfig):
     split_width: int = 256
     split_depth: int = 1
     noise_corr: float = 0.0
+    noise_fit: str = "closed"
+    noise_per_pixel: bool = False
+    components: int = 2
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -151,8 +165,15 @@ class ModelChoice(_DictConfig):
         from vaetool.likelihoods import LIKELIHOODS
         from vaetool.models import ENCODERS
 
-        LIKELIHOODS.get(self.likelihood)
+        chosen = LIKELIHOODS.get(self.likelihood)
         ENCODERS.get(self.encoder)
+        for name in LIKELIHOOD_OPTIONS:  # an option of another likelihood, set, is a mistake
+            if getattr(self, name) != getattr(ModelChoice, name) and name not in chosen.options:
+                valid = ", ".join("--" + o.replace("_", "-") for o in chosen.options) or "none"
+                raise ConfigError(
+                    f"--{name.replace('_', '-')} does not apply to --likelihood "
+                    f"{self.likelihood} (its options: {valid})"
+                )
         self.resolve("mlp", (1, 1, 1))  # ranges (ρ, widths) as a ModelConfig checks them
 
 

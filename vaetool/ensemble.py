@@ -51,7 +51,7 @@ class _Bundle(nn.Module):
         self.objective = session.objective
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
-        return self.objective.losses(x)
+        return self.objective.all_terms(x)
 
 
 @dataclass(eq=False)

@@ -4,11 +4,18 @@ MATH.md §7, §11. The decoder network outputs ``params`` shaped like the images
 likelihood says how to score data against them, how to turn them into a displayable mean and how
 to draw an image. A likelihood is an ``nn.Module`` so that one may hold parameters or buffers
 (a learned noise variance; mixture weights) saved with the model under ``likelihood.*``.
+
+Noise models that learn (paper 002 §7, App. A) do it in one of two ways: a parameter trained by
+the VAE's optimiser with the networks (``gaussian_learned --noise-fit gradient``), or a
+closed-form update from each training batch's residuals before the networks' gradient step
+(:meth:`Likelihood.fit_noise`: the Gaussian's σ̂², the mixture's EM step). Their current values
+are reported as terms (history.csv columns ``train_sigma2`` …) by :meth:`Likelihood.noise`.
 """
 
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +26,30 @@ from vaetool.registry import Registry
 
 
 class Likelihood(nn.Module):
-    """Base class: ``nll`` (B,) nats per image, ``mean`` and ``sample`` (B, C, H, W)."""
+    """Base class: ``nll`` (B,) nats per image, ``mean`` and ``sample`` (B, C, H, W).
+
+    ``noise_names``: the learned noise values :meth:`noise` reports (empty for fixed noise);
+    ``fits_noise``: whether :meth:`fit_noise` updates buffers from training batches.
+    """
+
+    options: ClassVar[tuple[str, ...]] = ()  # the ModelConfig fields it reads (LIKELIHOOD_OPTIONS)
+    noise_names: tuple[str, ...] = ()
+    fits_noise: ClassVar[bool] = False
+    sigma2_from_config: ClassVar[bool] = False  # a σ² buffer that must equal config.sigma2
+
+    def fit_noise(self, params: torch.Tensor, x: torch.Tensor) -> None:
+        """Update the noise from a training batch's decoder output (detached) and images."""
+
+    @classmethod
+    def variance_of(cls, config: ModelConfig, noise: dict[str, float]) -> float | None:
+        """The one Gaussian noise variance σ² of a trained model (``noise``: its learned values,
+        checkpoint summary), or None when its noise is not one Gaussian (paper 002 §7.2.1's
+        normalised variance is β·σ²)."""
+        return None
+
+    def noise(self) -> dict[str, torch.Tensor]:
+        """The learned noise values by ``noise_names``, 0-dim tensors (none when fixed)."""
+        return {}
 
     def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -59,6 +89,12 @@ class FixedGaussian(Likelihood):
     −log p = ‖x − G(z)‖² / (2σ²) + D/2 log(2πσ²); a fixed σ² acts like β = 2σ² (paper 002, §7.2.1).
     """
 
+    sigma2_from_config = True
+
+    @classmethod
+    def variance_of(cls, config: ModelConfig, noise: dict[str, float]) -> float | None:
+        return float(config.sigma2)
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         # A buffer, saved as model.likelihood.sigma2: a checkpoint whose metadata names another
@@ -66,12 +102,176 @@ class FixedGaussian(Likelihood):
         self.register_buffer("sigma2", torch.tensor(float(config.sigma2)))
 
     def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        d = x[0].numel()
-        sse = (x - params).square().flatten(1).sum(1)
-        return sse / (2 * self.sigma2) + 0.5 * d * torch.log(2 * math.pi * self.sigma2)
+        return gaussian_nll(x - params, self.sigma2)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return params
 
     def sample(self, params: torch.Tensor) -> torch.Tensor:
         return params + self.sigma2.sqrt() * torch.randn_like(params)
+
+
+SIGMA2_FLOOR = 1e-6  # floor of every learned variance and mixing weight (MATH.md §11)
+
+
+def gaussian_nll(residual: torch.Tensor, sigma2: torch.Tensor) -> torch.Tensor:
+    """−log N(r; 0, σ²) summed over each image's pixels (B,): ‖r‖²/(2σ²) + ½ Σ_d log(2πσ²_d).
+
+    ``sigma2`` is a scalar or per pixel (C, H, W) (MATH.md §7; paper 002 App. A.1).
+    """
+    per_pixel = residual.square() / (2 * sigma2) + 0.5 * torch.log(2 * math.pi * sigma2)
+    return per_pixel.flatten(1).sum(1)
+
+
+def closed_form_sigma2(residual: torch.Tensor, per_pixel: bool) -> torch.Tensor:
+    """Paper 002 App. A.1 (MATH.md §11): the batch maximiser of the Gaussian likelihood in σ²,
+    σ̂² = Σ_m ‖x_m − G(z_m)‖² / (M·D) (shared) or the batch mean of r²_d per pixel, ≥ 1e−6."""
+    squares = residual.detach().to(torch.float64).square()
+    sigma2 = squares.mean(0) if per_pixel else squares.mean()
+    return sigma2.clamp_min(SIGMA2_FLOOR)
+
+
+@LIKELIHOODS.register("gaussian_learned")
+class LearnedGaussian(Likelihood):
+    """Gaussian with a learned variance, shared or per pixel (paper 002 §7, App. A.1).
+
+    ``noise_fit = "closed"``: σ² is a buffer set to the batch optimum σ̂² from each training
+    batch's residuals before the gradient step (coordinate ascent; MATH.md §11);
+    ``"gradient"``: log σ² is a parameter trained by the VAE's Adam with the networks.
+    ``config.sigma2`` is the starting value. History reports σ² (the mean over pixels).
+    """
+
+    options = ("noise_fit", "noise_per_pixel")
+    noise_names = ("sigma2",)
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        shape = tuple(config.image_shape) if config.noise_per_pixel else ()
+        start = torch.full(shape, float(config.sigma2))
+        self.closed = config.noise_fit == "closed"
+        if self.closed:
+            self.register_buffer("sigma2", start)
+        else:
+            self.log_sigma2 = nn.Parameter(start.log())
+        self.per_pixel = config.noise_per_pixel
+
+    @property
+    def fits_noise(self) -> bool:  # type: ignore[override]
+        return self.closed
+
+    @classmethod
+    def variance_of(cls, config: ModelConfig, noise: dict[str, float]) -> float | None:
+        return noise.get("sigma2")  # per pixel: their mean
+
+    def variance(self) -> torch.Tensor:
+        """σ² (scalar or (C, H, W)), floored at 1e−6."""
+        sigma2 = self.sigma2 if self.closed else self.log_sigma2.exp()
+        return sigma2.clamp_min(SIGMA2_FLOOR)
+
+    def fit_noise(self, params: torch.Tensor, x: torch.Tensor) -> None:
+        if self.closed:
+            self.sigma2.copy_(closed_form_sigma2(x - params, self.per_pixel))
+
+    def noise(self) -> dict[str, torch.Tensor]:
+        return {"sigma2": self.variance().detach().mean()}
+
+    def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return gaussian_nll(x - params, self.variance())
+
+    def mean(self, params: torch.Tensor) -> torch.Tensor:
+        return params
+
+    def sample(self, params: torch.Tensor) -> torch.Tensor:
+        return params + self.variance().sqrt() * torch.randn_like(params)
+
+
+def mixture_log_density(
+    residual: torch.Tensor, log_pi: torch.Tensor, sigma2: torch.Tensor
+) -> torch.Tensor:
+    """log π_k + log N(r; 0, σ²_k) for every residual and component: (..., K) (paper 002
+    eq. 15, MATH.md §11)."""
+    r2 = residual.unsqueeze(-1).square()
+    return log_pi - 0.5 * torch.log(2 * math.pi * sigma2) - r2 / (2 * sigma2)
+
+
+def em_step(
+    residual: torch.Tensor, log_pi: torch.Tensor, sigma2: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One EM iteration for zero-mean Gaussian mixture noise on residuals (any shape), in
+    float64 (paper 002 App. A.2 eqs. 23 and 26; MATH.md §11):
+
+        E: γ_k = π_k N(r; 0, σ²_k) / Σ_k' π_k' N(r; 0, σ²_k')     (log domain)
+        M: N_k = Σ γ_k,  π_k = N_k / n,  σ²_k = Σ γ_k r² / N_k     (floored at 1e−6)
+
+    Returns the new (log π (K,), σ² (K,)).
+    """
+    r = residual.detach().to(torch.float64).reshape(-1)
+    log_p = mixture_log_density(r, log_pi.to(torch.float64), sigma2.to(torch.float64))
+    gamma = torch.softmax(log_p, dim=-1)  # (n, K)
+    counts = gamma.sum(0)
+    pi = (counts / r.numel()).clamp_min(SIGMA2_FLOOR)
+    var = (gamma * r.square().unsqueeze(-1)).sum(0) / counts.clamp_min(SIGMA2_FLOOR)
+    return (pi / pi.sum()).log(), var.clamp_min(SIGMA2_FLOOR)
+
+
+def mixture_start(residual: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The proposal start (MATH.md §11): π_k = 1/K, σ²_k spread geometrically from v/2 to 2v
+    (K = 2: (v/2, 2v)), v the mean squared residual; K = 1: σ² = v."""
+    v = residual.detach().to(torch.float64).square().mean().clamp_min(SIGMA2_FLOOR)
+    spread = torch.logspace(-1, 1, k, base=2.0, dtype=torch.float64) if k > 1 else torch.ones(1)
+    return torch.full((k,), -math.log(k), dtype=torch.float64), v * spread.to(torch.float64)
+
+
+@LIKELIHOODS.register("mog2")
+class MixtureGaussian(Likelihood):
+    """Per-pixel mixture of K zero-mean Gaussians (K = 2 by default: "MoG-2"; paper 002 App.
+    A.2): r_d ~ Σ_k π_k N(0, σ²_k), Π and σ² shared by all pixels and images.
+
+    Each training batch runs one EM iteration (:func:`em_step`) on its residuals before the
+    gradient step, which descends the marginal −Σ_d log Σ_k π_k N(r_d; 0, σ²_k) with the new
+    Π, σ² held fixed (MATH.md §11: its gradient in G is eq. 25's with the responsibilities at
+    the new parameters). The first batch sets the start (:func:`mixture_start`). History
+    reports components sorted by variance: ``sigma2_1`` ≤ ``sigma2_2`` …, with ``pi_k``.
+    """
+
+    options = ("components",)
+    fits_noise = True
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        k = config.components
+        self.register_buffer("log_pi", torch.full((k,), -math.log(k), dtype=torch.float64))
+        self.register_buffer("sigma2", torch.full((k,), float(config.sigma2), dtype=torch.float64))
+        self.register_buffer("started", torch.zeros((), dtype=torch.bool))
+        self.noise_names = tuple(f"{n}_{i + 1}" for i in range(k) for n in ("sigma2", "pi"))
+
+    def fit_noise(self, params: torch.Tensor, x: torch.Tensor) -> None:
+        residual = x - params
+        start_pi, start_var = mixture_start(residual, len(self.sigma2))
+        first = ~self.started
+        log_pi = torch.where(first, start_pi.to(self.log_pi.device), self.log_pi)
+        sigma2 = torch.where(first, start_var.to(self.sigma2.device), self.sigma2)
+        new_pi, new_var = em_step(residual, log_pi, sigma2)
+        self.log_pi.copy_(new_pi)
+        self.sigma2.copy_(new_var)
+        self.started.fill_(True)
+
+    def noise(self) -> dict[str, torch.Tensor]:
+        order = torch.argsort(self.sigma2)
+        out = {}
+        for i in range(len(order)):
+            out[f"sigma2_{i + 1}"] = self.sigma2[order[i]].float()
+            out[f"pi_{i + 1}"] = self.log_pi[order[i]].exp().float()
+        return out
+
+    def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        log_p = mixture_log_density(x - params, self.log_pi.to(x.dtype), self.sigma2.to(x.dtype))
+        return -torch.logsumexp(log_p, dim=-1).flatten(1).sum(1)
+
+    def mean(self, params: torch.Tensor) -> torch.Tensor:
+        return params
+
+    def sample(self, params: torch.Tensor) -> torch.Tensor:
+        pick = torch.multinomial(self.log_pi.exp().float(), params.numel(), replacement=True)
+        scale = self.sigma2.float().sqrt()[pick].reshape(params.shape)
+        return params + scale * torch.randn_like(params)

@@ -218,6 +218,9 @@ def _result(
     if weights is not None:
         session.model.load_state_dict(weights)
     info = describe(session, kept, status)
+    noise = session.model.likelihood.noise()
+    if noise:  # the learned noise of the saved weights (history.csv has it per epoch)
+        info.summary["noise"] = {k: float(f"{float(v):.8g}") for k, v in noise.items()}
     return TrainResult(session.model.eval(), session.objective, info, list(session.history))
 
 

@@ -15,6 +15,7 @@ from vaetool.errors import ConfigError
 
 INFLUENTIAL_THRESHOLD_NATS = 0.5
 ACTIVE_THRESHOLD = 0.01
+NORMAL_VARIANCE_TOLERANCE = 0.1  # τ of the normal-variance count (MATH.md §11, a proposal)
 
 
 def factor_information(s2: Tensor, mean_logvar: Tensor) -> Tensor:
@@ -55,6 +56,15 @@ def kl_qstar_prior(mean: Tensor, s2: Tensor) -> Tensor:
     return 0.5 * (s2 + mean.square() - 1.0 - s2.log())
 
 
+def normal_variance(s2: Tensor, tolerance: float = NORMAL_VARIANCE_TOLERANCE) -> Tensor:
+    """bool (H,): |s²_h − 1| ≤ τ, the factors whose aggregate variance is the prior's.
+
+    Paper 002 Fig. 5b, "the number of normal-variance factors" (undefined in the text; MATH.md
+    §11 adopts this reading with τ = 0.1, i.e. KLqstar_h ≲ 0.0025 nats). Ignored factors count.
+    """
+    return (s2 - 1.0).abs() <= tolerance
+
+
 @dataclass(frozen=True, eq=False)
 class FactorIndicators:
     """Per-factor indicators, each a float64 (H,) tensor in nats unless stated (MATH.md §2).
@@ -66,7 +76,8 @@ class FactorIndicators:
     ignored factor),
     ``var_posterior_mean`` (Var_n mu; the active-units statistic, unitless),
     ``influential`` (bool, I_h > ``influential_threshold``), ``active`` (bool,
-    Var_n mu > ``active_threshold``), plus ``variant`` of q*, ``n`` points and both thresholds.
+    Var_n mu > ``active_threshold``), ``normal`` (bool, |s²_h − 1| ≤ ``normal_tolerance``, paper
+    002 Fig. 5b), plus ``variant`` of q*, ``n`` points and the thresholds.
     """
 
     mi: Tensor
@@ -78,10 +89,12 @@ class FactorIndicators:
     var_posterior_mean: Tensor
     influential: Tensor
     active: Tensor
+    normal: Tensor
     variant: str
     n: int
     influential_threshold: float
     active_threshold: float
+    normal_tolerance: float = NORMAL_VARIANCE_TOLERANCE
 
     @property
     def sum_mi(self) -> float:
@@ -111,6 +124,11 @@ class FactorIndicators:
     def n_active(self) -> int:
         return int(self.active.sum())
 
+    @property
+    def n_normal(self) -> int:
+        """Paper 002 Fig. 5b's number of normal-variance factors (:func:`normal_variance`)."""
+        return int(self.normal.sum())
+
 
 def factor_indicators(
     q: QStar,
@@ -138,6 +156,7 @@ def factor_indicators(
         var_posterior_mean=q.var_mu,
         influential=mi > influential_threshold,
         active=q.var_mu > active_threshold,
+        normal=normal_variance(q.s2),
         variant=q.variant,
         n=q.n,
         influential_threshold=float(influential_threshold),

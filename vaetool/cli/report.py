@@ -38,9 +38,10 @@ def report(
         str | None,
         typer.Option(help="Study: one line or violin per value.", show_default="the second swept"),
     ] = None,
-    kind: Annotated[str, typer.Option(help="Study: line (mean ± sd over seeds) or violin.")] = (
-        "line"
-    ),
+    kind: Annotated[
+        str,
+        typer.Option(help="Study: line (mean ± sd over seeds), violin, or scatter (runs)."),
+    ] = "line",
     device: DeviceOpt = "auto",
     force: ForceOpt = False,
 ) -> None:

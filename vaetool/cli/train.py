@@ -40,9 +40,25 @@ def train(
     # model
     latents: Annotated[int | None, _opt("[model] H, latent factors.", show_default="128")] = None,
     likelihood: Annotated[
-        str | None, _opt("[model] bernoulli or gaussian (fixed σ²).", show_default="bernoulli")
+        str | None,
+        _opt(
+            "[model] bernoulli, gaussian (fixed σ²), gaussian_learned (σ² learned) or mog2 "
+            "(mixture noise by EM; paper 002).",
+            show_default="bernoulli",
+        ),
     ] = None,
-    sigma2: Annotated[float | None, _opt("[model] σ² of the gaussian likelihood.")] = None,
+    sigma2: Annotated[
+        float | None, _opt("[model] σ² of gaussian; the start of gaussian_learned's and mog2's.")
+    ] = None,
+    noise_fit: Annotated[
+        str | None,
+        _opt("[model] gaussian_learned: closed (batch optimum σ̂²) or gradient (Adam on log σ²)."),
+    ] = None,
+    noise_per_pixel: Annotated[
+        bool | None,
+        typer.Option("--noise-per-pixel", help="[model] gaussian_learned: one σ² per pixel."),
+    ] = None,
+    components: Annotated[int | None, _opt("[model] mog2: K mixture components.")] = None,
     encoder: Annotated[
         str | None, _opt("[model] paper, or split (paper 003 §4.2).", show_default="paper")
     ] = None,

@@ -6,7 +6,7 @@ row-major over (shape, scale, orientation, posX, posY) like the official ``laten
 Each sprite is an implicit shape tested at pixel centres after rotating the pixel grid about
 the sprite centre; posX moves it right and posY moves it down. The drawing is close to, not
 pixel-identical with, the official file (Matthey et al. 2017), which ``dsprites:FILE`` loads.
-Every image drawn is kept in a one-bit-per-pixel disk cache (:mod:`vaetool.data.bitcache`)
+Every image drawn is kept in a one-bit-per-pixel disk cache (:mod:`vaetool.data.cache`)
 whose file name carries the generator's version, so each is drawn once per machine.
 """
 
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from vaetool.data.base import ArrayData, ImageData
-from vaetool.data.bitcache import BitCache, open_cache, write_failed
+from vaetool.data.cache import RowCache, open_cache, write_failed
 from vaetool.data.npz import open_npz, read_array
 from vaetool.errors import DataError
 
@@ -163,8 +163,8 @@ class DSpritesData(ImageData):
         return torch.from_numpy(bits.reshape(-1, 1, SIZE, SIZE).astype(np.float32))
 
     @cached_property
-    def _cache(self) -> BitCache | None:
-        return open_cache(generator_key() + ".bits", len(self), SIZE * SIZE)
+    def _cache(self) -> RowCache | None:
+        return open_cache(generator_key() + ".bits", len(self), SIZE * SIZE, binary=True)
 
     def _checked(self, indices: np.ndarray) -> np.ndarray:
         flat = np.asarray(indices, dtype=np.int64).reshape(-1)

@@ -4,10 +4,19 @@ Files with extensions png, jpg, jpeg, bmp, gif, webp (any case) are taken in nam
 (subfolders are ignored). Each image is centre-cropped to a square and resized to
 ``image_size`` x ``image_size`` (64 by default). The first image decides the channels: a
 grayscale image (mode 1, L or LA) makes a 1-channel dataset, anything else a 3-channel RGB one.
+
+Files are decoded by a pool of threads (Pillow releases the GIL while decoding) and each decoded
+image is kept in the uint8 disk cache (:mod:`vaetool.data.cache`) under a name that hashes the
+folder's file names, sizes and modification times and the image size, so an epoch after the
+first reads no file, and a changed folder never reads stale pixels.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +24,13 @@ import torch
 from PIL import Image
 
 from vaetool.data.base import ImageData, to_unit_float
+from vaetool.data.cache import RowCache, open_cache, write_failed
 from vaetool.errors import ConfigError, DataError
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 GRAY_MODES = ("1", "L", "LA")
 DEFAULT_SIZE = 64
+DECODE_THREADS = min(8, os.cpu_count() or 1)
 
 
 def list_images(directory: Path) -> list[Path]:
@@ -91,13 +102,46 @@ class FolderData(ImageData):
         return len(self.files)
 
     def images(self, indices: np.ndarray) -> torch.Tensor:
-        """float32 (B, C, H, W) in [0, 1] decoded from the files at ``indices`` (B,)."""
-        arrays = [
-            load_image(self.files[int(i)], self.mode, self.image_size)
-            for i in np.asarray(indices, dtype=np.int64).reshape(-1)
-        ]
-        if not arrays:
-            return torch.zeros((0, *self.shape), dtype=torch.float32)
-        batch = np.stack(arrays)
+        """float32 (B, C, H, W) in [0, 1] of the files at ``indices`` (B,): from the cache,
+        decoding (and storing) those it does not hold yet."""
+        flat = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if len(flat) and (flat.min() < 0 or flat.max() >= len(self)):
+            raise IndexError(f"{self.spec}: index out of range 0..{len(self) - 1}")
+        cache = self._cache
+        if cache is None:
+            rows = self.decode(flat)
+        else:
+            try:
+                rows = cache.get(flat, self.decode)
+            except OSError as err:  # a full disk: say so once, go on without the cache
+                write_failed(cache, err)
+                self._cache = None
+                rows = self.decode(flat)
+        return to_unit_float(torch.from_numpy(rows.reshape(-1, *self.shape)))
+
+    def decode(self, indices: np.ndarray) -> np.ndarray:
+        """uint8 (B, C·H·W) decoded from the files at ``indices`` (B,) by the thread pool."""
+        paths = [self.files[int(i)] for i in indices]
+        decoded = list(self._pool.map(lambda p: load_image(p, self.mode, self.image_size), paths))
+        if not decoded:
+            return np.zeros((0, int(np.prod(self.shape))), dtype=np.uint8)
+        batch = np.stack(decoded)
         batch = batch[:, None] if self.mode == "L" else batch.transpose(0, 3, 1, 2)
-        return to_unit_float(torch.from_numpy(np.ascontiguousarray(batch)))
+        return np.ascontiguousarray(batch).reshape(len(batch), -1)
+
+    def cache_name(self) -> str:
+        """``folder-<hash>-<mode><size>.u8``: the hash covers every file's name, size and
+        modification time, so adding, removing or rewriting a file changes it."""
+        digest = hashlib.sha256(str(self.directory).encode())
+        for path in self.files:
+            stat = path.stat()
+            digest.update(f"\0{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+        return f"folder-{digest.hexdigest()[:16]}-{self.mode}{self.image_size}.u8"
+
+    @cached_property
+    def _cache(self) -> RowCache | None:
+        return open_cache(self.cache_name(), len(self), int(np.prod(self.shape)))
+
+    @cached_property
+    def _pool(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="vaetool-decode")

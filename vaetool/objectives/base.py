@@ -57,14 +57,20 @@ class Objective(nn.Module):
         self.register_buffer("step", torch.zeros((), dtype=torch.long, device=context.device))
         self.vae_optimizer = context.adam(model.parameters(), context.lr)
 
+    @classmethod
+    def kl_weight(cls, options: dict[str, Any]) -> float | None:
+        """β when the objective is recon + β·KL (paper 002 §7.2.1's normalised variance β·σ²
+        needs it), else None."""
+        return None
+
     @property
     def vae(self) -> VAE:
         return self.model[0]
 
-    @classmethod
-    def terms(cls) -> tuple[str, ...]:
-        """The names :meth:`train_step` and :meth:`eval_terms` return, in display order."""
-        return COMMON_TERMS + cls.extra_terms
+    def terms(self) -> tuple[str, ...]:
+        """The names :meth:`train_step` and :meth:`eval_terms` return, in display order: the
+        objective's, then the likelihood's learned noise values (history.csv columns)."""
+        return COMMON_TERMS + self.extra_terms + self.vae.likelihood.noise_names
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """Every optimiser by name (saved and restored by resumable runs)."""
@@ -74,6 +80,12 @@ class Objective(nn.Module):
         """All :meth:`terms` for the batch ``x`` as 0-dim tensors, ``loss`` differentiable."""
         raise NotImplementedError
 
+    def all_terms(self, x: Tensor) -> dict[str, Tensor]:
+        """:meth:`losses` and the likelihood's current noise values (not differentiated)."""
+        terms = self.losses(x)
+        terms.update({k: v.detach() for k, v in self.vae.likelihood.noise().items()})
+        return terms
+
     def step_losses(self, terms: dict[str, Tensor]) -> dict[str, Tensor]:
         """What each optimiser (by :meth:`optimizers` name) descends: its gradient is taken of
         this loss for that optimiser's parameters only."""
@@ -82,7 +94,7 @@ class Objective(nn.Module):
     def train_step(self, x: Tensor) -> dict[str, Tensor]:
         """One step of every optimiser on its loss; the terms, detached (no host sync)."""
         with autocast(self.context.device, self.context.precision):
-            terms = self.losses(x)
+            terms = self.all_terms(x)
         apply_step(self.optimizers(), self.step_losses(terms))
         self.step += 1
         return {k: v.detach() for k, v in terms.items()}
@@ -91,11 +103,18 @@ class Objective(nn.Module):
     def eval_terms(self, x: Tensor) -> dict[str, Tensor]:
         """The terms on ``x`` without a step (validation)."""
         with autocast(self.context.device, self.context.precision):
-            return self.losses(x)
+            return self.all_terms(x)
 
     def forward_terms(self, x: Tensor) -> tuple[Any, Tensor, Tensor]:
-        """(VAE output, recon (B,), kl (B,)): the pieces most objectives share (MATH.md §9)."""
+        """(VAE output, recon (B,), kl (B,)): the pieces most objectives share (MATH.md §9).
+
+        In training, a likelihood that fits its noise from the batch (σ̂², EM; MATH.md §11)
+        does so here, before the recon term is scored and the networks step."""
         out = self.vae(x)
+        likelihood = self.vae.likelihood
+        if self.training and likelihood.fits_noise:
+            with torch.no_grad():
+                likelihood.fit_noise(out.params.detach().float(), x)
         recon = self.vae.likelihood.nll(out.params, x)
         kl = self.vae.latent.kl(out.mu, out.logvar)
         return out, recon, kl

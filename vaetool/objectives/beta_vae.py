@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from torch import Tensor
 
@@ -20,6 +21,10 @@ class BetaVAEOptions:
 
 class BetaVAE(Objective):
     Options = BetaVAEOptions
+
+    @classmethod
+    def kl_weight(cls, options: dict[str, Any]) -> float | None:
+        return float(options.get("beta", BetaVAEOptions.beta))
 
     def losses(self, x: Tensor) -> dict[str, Tensor]:
         _, recon, kl = self.forward_terms(x)

@@ -140,3 +140,41 @@ def factor_information_png(truth: Any) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", bbox_inches="tight")
     return buffer.getvalue()
+
+
+def history_png(path: Path, noise: tuple[str, ...]) -> bytes | None:
+    """Training per epoch from a run's history.csv: train and validation ELBO, and the
+    likelihood's learned noise values ``noise`` (their ``val_`` columns, log scale) when it
+    learns any (paper 002's σ², mixture weights and variances). PNG bytes; None when the file
+    is absent (a checkpoint moved out of its run folder) or lacks those columns."""
+    import pandas as pd
+
+    try:
+        history = pd.read_csv(path)
+    except (OSError, ValueError):
+        return None
+    needed = {"epoch", "train_elbo", "val_elbo", *(f"val_{n}" for n in noise)}
+    if not needed <= set(history.columns) or not len(history):
+        return None
+    panels = 2 if noise else 1
+    figure = Figure(figsize=(4.2 * panels, 3.0), dpi=110)
+    epochs = history["epoch"].to_numpy()
+    elbo = figure.add_subplot(1, panels, 1)
+    for split, style in (("train", "-"), ("val", "--")):
+        elbo.plot(epochs, history[f"{split}_elbo"], style, marker=".", color=INFLUENTIAL_COLOR,
+                  label=split)  # fmt: skip
+    elbo.set_xlabel("epoch")
+    elbo.set_ylabel("ELBO (β = 1) [nats/image]")
+    elbo.legend(fontsize="small")
+    if noise:
+        axes = figure.add_subplot(1, panels, 2)
+        for name in noise:
+            axes.plot(epochs, history[f"val_{name}"], marker=".", label=name)
+        axes.set_yscale("log")
+        axes.set_xlabel("epoch")
+        axes.set_ylabel("learned noise (end of epoch)")
+        axes.legend(fontsize="small")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()

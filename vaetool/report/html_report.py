@@ -29,9 +29,11 @@ def report_page(
     summary: dict[str, Any],
     tables: list[ReconstructionTable | ClassificationTable],
     truth: Any = None,
+    history: bool = False,
 ) -> str:
     """The whole page as HTML: summary (labelled), flags, ranking, prune tables, traversals,
-    and (a data set with true factors) the codes against the factors."""
+    (a data set with true factors) the codes against the factors, and (``history``: the run's
+    history.png was written) the training curves."""
     shown = dict(summary_rows(summary))
     if truth is not None:
         shown["MIG (dlib, 20 bins, these points)"] = round(truth.mig, 4)
@@ -42,11 +44,22 @@ def report_page(
         f"vaetool report: {run_name(checkpoint)}",
         _subtitle(info),
         shown,
-        tuple(_sections(ranking, tables)) + tuple(_truth_sections(truth)),
+        tuple(_sections(ranking, tables))
+        + tuple(_truth_sections(truth))
+        + ((_HISTORY_SECTION,) if history else ()),
         warnings=tuple(warnings),
     )
     return render_page(page)
 
+
+_HISTORY_SECTION = Section(
+    "Training",
+    "Per epoch from the run's history.csv: the β = 1 ELBO on the training split (running mean "
+    "over the epoch) and the validation split; with a likelihood that learns its noise (paper "
+    "002: gaussian_learned's σ², mog2's weights and variances) their values at each epoch's end.",
+    image="history.png",
+    image_alt="training curves",
+)
 
 COLLAPSE_WARNING = (
     "no factor carries more than 0.5 nats: the model is in posterior collapse (the decoder "

@@ -45,6 +45,9 @@ SUMMARY_LABELS = {
     "c_rho": "c_ρ = −½ log det Σ_ρ [nats] (correlated noise: add it to the rate and Σ_h I_h)",
     "n_influential": "influential factors",
     "n_active": "active units (Var μ > 0.01)",
+    "n_normal_variance": "normal-variance factors (|s²_h − 1| ≤ 0.1; paper 002 Fig. 5b)",
+    "normalised_variance": "normalised variance β·σ² (paper 002 §7.2.1)",
+    "evlb": "EVLB: β = 1 ELBO at the model's noise, validation split [nats/image]",
     "n": "points N",
     "latents": "factors H",
     "estimator": "ranked by",
@@ -88,6 +91,7 @@ def ranking_frame(ranking: Ranking, bits: bool = False) -> pd.DataFrame:
     columns["var_mu"] = ind.var_posterior_mean.cpu()[order].tolist()
     columns["influential"] = ranking.influential[order].tolist()
     columns["active"] = ind.active.cpu()[order].tolist()
+    columns["normal_variance"] = ind.normal.cpu()[order].tolist()
     return pd.DataFrame(columns)
 
 
@@ -113,6 +117,8 @@ def ranking_summary(ranking: Ranking, **context: Any) -> dict[str, Any]:
         n_influential=int(ranking.influential.sum()),
         influential_threshold_nats=ranking.threshold,
         n_active=ind.n_active,
+        n_normal_variance=ind.n_normal,
+        normal_variance_tolerance=ind.normal_tolerance,
         n=ind.n,
         latents=len(ranking.order),
     )

@@ -1,5 +1,7 @@
 """The report of a study (`vaetool report DIR`): any results.csv column against any swept option,
-one line (mean ± standard deviation over seeds) or violin per group, and the table.
+one line (mean ± standard deviation over seeds) or violin per group, or a scatter of the runs
+against any numeric column (paper 002's indicators against the normalised variance β·σ², a
+log axis when it spans decades), and the table.
 
 pandas and matplotlib live here, at the reporting edge; the rows come from results.csv.
 """
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes as PlotAxes
 from matplotlib.figure import Figure
 
 from vaetool.errors import ConfigError
@@ -19,7 +22,8 @@ from vaetool.report.html import ReportPage, Section, render_page
 
 # Columns drawn when none is asked for (those present): the ELBO, the information, its count.
 DEFAULT_COLUMNS = ("val_elbo", "sum_mi", "n_influential", "val_recon", "val_kl")
-KINDS = ("line", "violin")
+KINDS = ("line", "violin", "scatter")
+LOG_SPAN = 20.0  # a scatter's x axis is logarithmic when max/min of positive x exceeds this
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,8 @@ def check_axes(frame: pd.DataFrame, swept: list[str], x: str | None, columns: tu
     if group is not None and group not in frame.columns:
         raise ConfigError(f"--group {group!r}: not a column of results.csv")
     numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
+    if kind == "scatter" and x not in numeric:
+        raise ConfigError(f"--x {x!r}: a scatter needs a numeric column of results.csv")
     chosen = columns or tuple(c for c in DEFAULT_COLUMNS if c in numeric)
     for column in chosen:
         if column not in numeric:
@@ -67,6 +73,9 @@ def study_figure(frame: pd.DataFrame, column: str, x: str, group: str | None, ki
     figure = Figure(figsize=(6.4, 4.0), dpi=110)
     axes = figure.add_subplot()
     groups = [(None, frame)] if group is None else list(frame.groupby(group, sort=True))
+    if kind == "scatter":
+        _scatter(axes, groups, column, x, group)
+        return _png(figure, axes, column, x, group)
     xs = sorted(frame[x].dropna().unique(), key=_order)
     positions = np.arange(len(xs), dtype=float)
     width = 0.8 / max(len(groups), 1)
@@ -86,6 +95,22 @@ def study_figure(frame: pd.DataFrame, column: str, x: str, group: str | None, ki
                                        showmeans=True)  # fmt: skip
                 body["bodies"][0].set_label(label)
     axes.set_xticks(positions, [str(v) for v in xs])
+    return _png(figure, axes, column, x, group)
+
+
+def _scatter(axes: PlotAxes, groups: list, column: str, x: str, group: str | None) -> None:
+    """Each run a point (x, column), one colour per group; x on a log axis across decades."""
+    for name, part in groups:
+        label = None if group is None else f"{group} = {name}"
+        axes.scatter(part[x], part[column], s=18, label=label)
+    values = pd.concat([part[x] for _, part in groups]).dropna()
+    positive = values[values > 0]
+    if len(positive) == len(values) and len(values) and positive.max() > LOG_SPAN * positive.min():
+        axes.set_xscale("log")
+
+
+def _png(figure: Figure, axes: PlotAxes, column: str, x: str, group: str | None) -> bytes:
+    """Labels, legend and grid on ``axes``; the figure as PNG bytes."""
     axes.set_xlabel(x)
     axes.set_ylabel(column)
     axes.set_title(f"{column} by {x}" + (f", per {group}" if group else ""))
@@ -121,6 +146,7 @@ def study_page(frame: pd.DataFrame, folder: Path, images: list[tuple[str, StudyF
 
 
 def _figure_note(fig: StudyFigure) -> str:
-    how = ("mean over seeds, bars ±1 standard deviation" if fig.kind == "line"
-           else "the seeds' distribution, mean marked")  # fmt: skip
+    how = {"line": "mean over seeds, bars ±1 standard deviation",
+           "violin": "the seeds' distribution, mean marked",
+           "scatter": "one point per run"}[fig.kind]  # fmt: skip
     return f"{how}" + (f"; one {fig.kind} per {fig.group}" if fig.group else "")

@@ -23,6 +23,7 @@ from vaetool.analysis.estimators import MixtureOptions, needs_posterior
 from vaetool.analysis.indicators import INFLUENTIAL_THRESHOLD_NATS
 from vaetool.analysis.qstar import QSTAR_VARIANTS, QStar, QStarAccumulator
 from vaetool.analysis.ranking import Ranking, check_estimators, rank_factors
+from vaetool.checkpoint import CheckpointInfo
 from vaetool.config import check_finite, check_seed
 from vaetool.errors import CheckpointError, ConfigError
 from vaetool.sidecar import FitRecord, load_sidecar, save_sidecar, sidecar_path
@@ -83,6 +84,7 @@ class RankResult:
     data: str
     split: str
     qstar_from: str  # "fit", "sidecar" or "arrays"
+    model_terms: dict[str, float] = field(default_factory=dict)  # paper 002's model indicators
 
     def frame(self, bits: bool = False) -> pd.DataFrame:
         """One row per factor, most informative first (columns: docs/mi.md)."""
@@ -95,7 +97,9 @@ class RankResult:
         from vaetool.report.mi_tables import ranking_summary
 
         context = {"source": self.source, "data": self.data, "split": self.split}
-        return ranking_summary(self.ranking, qstar_from=self.qstar_from, **context)
+        summary = ranking_summary(self.ranking, qstar_from=self.qstar_from, **context)
+        summary.update(self.model_terms)
+        return summary
 
 
 def fit(request: FitRequest, progress: Progress | None = None) -> FitResult:
@@ -159,7 +163,28 @@ def rank_opened(
         on_progress=None if progress is None else _mixture_stage(progress),
         noise_corr=source.info.model.noise_corr if source.info is not None else 0.0,
     )
-    return RankResult(ranking, str(source.path), record.data, record.split, origin)
+    terms = model_terms(source.info) if source.info is not None else {}
+    return RankResult(ranking, str(source.path), record.data, record.split, origin, terms)
+
+
+def model_terms(info: CheckpointInfo) -> dict[str, float]:
+    """Paper 002's model-level indicators from a checkpoint's metadata (MATH.md §11):
+    ``normalised_variance`` β·σ² (a β-VAE with one Gaussian noise variance: fixed σ², or the
+    learned σ²_learnt) and ``evlb``, the β = 1 ELBO at the model's own noise on the validation
+    split of the kept epoch (history.csv's val_elbo)."""
+    from vaetool.likelihoods import LIKELIHOODS
+    from vaetool.objectives import OBJECTIVES
+
+    out: dict[str, float] = {}
+    noise = info.summary.get("noise", {})
+    sigma2 = LIKELIHOODS.get(info.model.likelihood).variance_of(info.model, noise)
+    beta = OBJECTIVES.get(info.train.objective).kl_weight(info.train.options)
+    if sigma2 is not None and beta is not None:
+        out["normalised_variance"] = beta * sigma2
+    kept = info.summary.get("kept") or {}
+    if "val_elbo" in kept:
+        out["evlb"] = float(kept["val_elbo"])
+    return out
 
 
 def rank_posterior(

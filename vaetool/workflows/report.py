@@ -58,7 +58,7 @@ def report_opened(
     source: Source, folder: Path, ranked: RankResult, progress: Progress | None = None
 ) -> Path:
     """The page for an opened, ranked checkpoint in a prepared ``folder``; its path."""
-    from vaetool.report.figures import factor_information_png, pulse_png
+    from vaetool.report.figures import factor_information_png, history_png, pulse_png
     from vaetool.report.html_report import report_page
     from vaetool.report.images import png_bytes
     from vaetool.report.traversal_sheets import factor_sheet
@@ -72,9 +72,14 @@ def report_opened(
     truth = ground_truth_view(source, ranked.ranking)
     if truth is not None:
         write_atomic(folder / "factors.png", factor_information_png(truth))
+    model, _ = source.checkpoint("a report")
+    history = history_png(source.path.parent / "history.csv", model.likelihood.noise_names)
+    if history is not None:
+        write_atomic(folder / "history.png", history)
     page = report_page(
-        source.path, info, ranked.ranking, ranked.summary(), [t.table for t in tables], truth
-    )
+        source.path, info, ranked.ranking, ranked.summary(), [t.table for t in tables], truth,
+        history is not None,
+    )  # fmt: skip
     return write_atomic(folder / INDEX, page.encode())
 
 
@@ -198,7 +203,7 @@ def build_study_report(request: StudyReportRequest) -> Path:
 
     plan = check_study_folder(request.study)
     frame = study_frame(request.study / RESULTS_NAME)
-    swept = [name for name in plan.grid if name in frame.columns]
+    swept = [name for name in plan.swept if name in frame.columns]
     if len(plan.seeds) > 1 and not swept:
         swept = ["seed"]
     x, columns, group = check_axes(frame, swept, request.x, request.columns, request.group,

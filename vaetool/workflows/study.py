@@ -11,6 +11,9 @@ A plan (TOML)::
     beta = [1, 2, 4]
     objective = ["beta_vae", "beta_tcvae"]
 
+Several grids (``[[grid]]`` tables) give the union of their points: paper 002 sweeps σ² for
+fixed-noise models and β for noise-learning ones in one study.
+
 Layout: ``DIR/study.toml`` (the plan), ``DIR/runs/<point>/seed-<s>/`` (a run folder, plus
 ``summary.json``: the run's settings, status, final validation terms and its factors' ranking
 summary), ``DIR/results.csv`` (one row per summary, rebuilt after every run).
@@ -64,17 +67,28 @@ class StudyPlan:
     """Base settings, the grid (option -> values, in order) and the seeds."""
 
     base: dict[str, Any]
-    grid: dict[str, list[Any]]
+    grids: tuple[dict[str, list[Any]], ...]
     seeds: tuple[int, ...] = (0,)
     stack_seeds: bool = False
     metrics: str = ""  # ground-truth metrics for every run's summary (vaetool.metrics), "" none
     metric_samples: int | None = None
 
+    @property
+    def swept(self) -> list[str]:
+        """Every option some grid sweeps, in first-seen order."""
+        return list(dict.fromkeys(name for grid in self.grids for name in grid))
+
     def points(self) -> list[dict[str, Any]]:
-        """Every combination of the grid's values, the first option varying slowest."""
-        names = list(self.grid)
-        return [dict(zip(names, values, strict=True))
-                for values in itertools.product(*(self.grid[n] for n in names))]  # fmt: skip
+        """Every combination of each grid's values, the first option varying slowest; grids
+        in order (a point two grids share is trained once)."""
+        found: list[dict[str, Any]] = []
+        for grid in self.grids:
+            names = list(grid)
+            for values in itertools.product(*(grid[n] for n in names)):
+                point = dict(zip(names, values, strict=True))
+                if point not in found:
+                    found.append(point)
+        return found
 
 
 @dataclass(frozen=True)
@@ -102,17 +116,20 @@ def read_plan(path: Path) -> StudyPlan:
         raise ConfigError(f"{path}: unknown key {sorted(unknown)[0]!r} (expected base, grid, "
                           "seeds, stack_seeds, metrics, metric_samples)")  # fmt: skip
     base, grid = raw.get("base", {}), raw.get("grid", {})
-    if not isinstance(base, dict) or not isinstance(grid, dict):
-        raise ConfigError(f"{path}: [base] and [grid] must be tables")
-    for key, values in grid.items():
-        if not isinstance(values, list) or not values or any(isinstance(v, dict | list)
-                                                              for v in values):  # fmt: skip
-            raise ConfigError(f"{path}: grid.{key}: expected a non-empty list of values")
-        if len(set(map(str, values))) != len(values):
-            raise ConfigError(f"{path}: grid.{key}: repeated values")
-    clash = {_key(k) for k in base} & {_key(k) for k in grid}
+    grids = grid if isinstance(grid, list) else [grid]
+    if not isinstance(base, dict) or not grids or not all(isinstance(g, dict) for g in grids):
+        raise ConfigError(f"{path}: [base] and [grid] (or [[grid]] tables) must be tables")
+    for grid in grids:
+        for key, values in grid.items():
+            if not isinstance(values, list) or not values or any(isinstance(v, dict | list)
+                                                                  for v in values):  # fmt: skip
+                raise ConfigError(f"{path}: grid.{key}: expected a non-empty list of values")
+            if len(set(map(str, values))) != len(values):
+                raise ConfigError(f"{path}: grid.{key}: repeated values")
+    swept = {_key(k) for g in grids for k in g}
+    clash = {_key(k) for k in base} & swept
     forbidden = {"out", "seed", "seeds", "resume", "force", "config", "device", "threads"} & (
-        {_key(k) for k in base} | {_key(k) for k in grid})  # fmt: skip
+        {_key(k) for k in base} | swept)  # fmt: skip
     if clash or forbidden:
         what = sorted(clash or forbidden)[0]
         raise ConfigError(f"{path}: {what!r} cannot be set there (the study sets out, seed, "
@@ -136,8 +153,8 @@ def read_plan(path: Path) -> StudyPlan:
         except VaetoolError as err:
             raise ConfigError(f"{path}: {err}") from None
     plan = StudyPlan({_key(k): v for k, v in base.items()},
-                     {_key(k): v for k, v in grid.items()}, seeds, stack, metrics,
-                     samples)  # fmt: skip
+                     tuple({_key(k): v for k, v in g.items()} for g in grids), seeds, stack,
+                     metrics, samples)  # fmt: skip
     for point in plan.points():  # every setting checked before anything trains
         try:
             train_request({**plan.base, **point, "seed": plan.seeds[0]})

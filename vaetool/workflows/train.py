@@ -122,6 +122,7 @@ def train_seeds(
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("--seeds does not run under torchrun: each process trains the whole "
                           "stack on one device; start one process per device instead")  # fmt: skip
+    _check_stackable(request.model)
     seeds = request.seeds
     with contextlib.ExitStack() as held:
         runs = [held.enter_context(RunFolder(seed_folder(request.out, s), request.force))
@@ -135,6 +136,21 @@ def train_seeds(
             opened = open_session(lead.model_config, lead.data_config, config, request.device, data)
             sessions.append(_own_noise(opened))
         return _run_stack(sessions, runs, on_batch, on_epoch)
+
+
+def _check_stackable(model: ModelChoice) -> None:
+    """A likelihood that updates its noise from each batch (σ̂², EM) holds per-model buffers a
+    stack of models cannot share: refused before anything is written."""
+    from vaetool.likelihoods import LIKELIHOODS
+
+    kind = LIKELIHOODS.get(model.likelihood)
+    if kind(model.resolve("mlp", (1, 1, 1))).fits_noise:
+        other = ", or --noise-fit gradient" if "noise_fit" in kind.options else ""
+        raise ConfigError(
+            f"--seeds with --likelihood {model.likelihood}: its noise is fitted from each batch "
+            "in closed form, which models trained as one stack cannot share; train the seeds "
+            f"as separate runs (a study plan with stack_seeds = false){other}"
+        )
 
 
 def resume_seeds(

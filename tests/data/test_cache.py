@@ -1,5 +1,6 @@
-"""The one-bit render cache: what it returns is what the generator draws, each image is drawn
-once, a damaged row is drawn again, and a cache that cannot be used never stops the work."""
+"""The image cache: what it returns is what was made (drawn sprites, decoded files), each image
+is made once, a damaged row is made again, and a cache that cannot be used never stops the
+work."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from vaetool.data import bitcache, dsprites
-from vaetool.data.bitcache import BitCache, cache_dir, open_cache, row_check
+from vaetool.data import cache as cache_module
+from vaetool.data import dsprites
+from vaetool.data.cache import RowCache, cache_dir, open_cache, row_check
 from vaetool.data.dsprites import DSpritesData, generator_key, render
 from vaetool.errors import VaetoolWarning
 
@@ -30,7 +32,7 @@ class Counting:
 
 def test_rows_come_back_as_drawn_and_are_drawn_once(tmp_path: Path) -> None:
     draw = Counting(100)
-    cache = BitCache(tmp_path / "c.bits", 50, 100)
+    cache = RowCache(tmp_path / "c.bits", 50, 100, binary=True)
     first = cache.get(np.array([7, 3, 3, 40, 8]), draw)
     assert len(draw.calls) == 1 and draw.calls[0].tolist() == [3, 7, 8, 40]
     assert np.array_equal(first[1], first[2])  # a repeated index gives the same image
@@ -38,7 +40,7 @@ def test_rows_come_back_as_drawn_and_are_drawn_once(tmp_path: Path) -> None:
     assert len(draw.calls) == 1  # nothing drawn the second time
     assert np.array_equal(again, first[[3, 0]])
     cache.close()
-    reopened = BitCache(tmp_path / "c.bits", 50, 100)  # another process, later
+    reopened = RowCache(tmp_path / "c.bits", 50, 100, binary=True)  # another process, later
     assert np.array_equal(reopened.get(np.array([3, 8]), draw), first[[1, 4]])
     assert len(draw.calls) == 1
     assert reopened.stored(np.arange(50)).sum() == 4
@@ -46,7 +48,7 @@ def test_rows_come_back_as_drawn_and_are_drawn_once(tmp_path: Path) -> None:
 
 def test_a_damaged_row_is_drawn_again(tmp_path: Path) -> None:
     draw = Counting(64)
-    cache = BitCache(tmp_path / "c.bits", 10, 64)
+    cache = RowCache(tmp_path / "c.bits", 10, 64, binary=True)
     good = cache.get(np.arange(10), draw)
     # bits of row 4 lost (a crash before they reached the disk) while its check byte landed
     os.pwrite(cache.fd, bytes(cache.row_bytes), 10 + 4 * cache.row_bytes)
@@ -98,7 +100,7 @@ def test_a_foreign_file_is_left_alone(monkeypatch: pytest.MonkeyPatch, tmp_path:
     monkeypatch.setenv("VAETOOL_CACHE", str(tmp_path))
     (tmp_path / "x.bits").write_bytes(b"not a cache")
     with pytest.warns(VaetoolWarning, match="11 bytes, expected 8"):
-        assert open_cache("x.bits", 4, 8) is None
+        assert open_cache("x.bits", 4, 8, binary=True) is None
     assert (tmp_path / "x.bits").read_bytes() == b"not a cache"
 
 
@@ -106,7 +108,7 @@ def test_an_unwritable_folder_warns(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     blocker = tmp_path / "file"
     blocker.write_text("")
     monkeypatch.setenv("VAETOOL_CACHE", str(blocker / "sub"))  # a folder under a plain file
-    with pytest.warns(VaetoolWarning, match="drawing images on demand"):
+    with pytest.warns(VaetoolWarning, match="making images on demand"):
         assert open_cache("x.bits", 4, 8) is None
 
 
@@ -118,10 +120,67 @@ def test_a_full_disk_falls_back_to_drawing(monkeypatch: pytest.MonkeyPatch) -> N
     def full(fd: int, payload: bytes, offset: int) -> int:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(bitcache.os, "pwrite", full)
+    monkeypatch.setattr(cache_module.os, "pwrite", full)
     fresh = np.array([17, 600_001])  # not stored by earlier tests
     with pytest.warns(VaetoolWarning, match="could not store"):
         got = data.images(fresh)
     assert torch.equal(got, torch.from_numpy(render(data.classes_of(fresh))).float()[:, None])
     assert data._cache is None  # the rest of the work goes on without it
     assert data.images(idx).shape == (3, 1, 64, 64)
+
+
+def test_uint8_rows_are_stored_as_they_are(tmp_path: Path) -> None:
+    calls = []
+
+    def make(indices: np.ndarray) -> np.ndarray:
+        calls.append(indices.tolist())
+        return ((indices[:, None] * 37 + np.arange(12)) % 256).astype(np.uint8)
+
+    cache = RowCache(tmp_path / "c.u8", 20, 12)
+    assert cache.row_bytes == 12
+    expected = ((np.array([19, 0, 5])[:, None] * 37 + np.arange(12)) % 256).astype(np.uint8)
+    first = cache.get(np.array([19, 0, 5]), make)
+    assert first.dtype == np.uint8 and np.array_equal(first, expected)
+    assert np.array_equal(cache.get(np.array([5, 19]), make), first[[2, 0]])
+    assert calls == [[0, 5, 19]]  # made once, in index order
+    zero = RowCache(tmp_path / "z.u8", 3, 4)  # an all-black image is a stored row too
+    zero.get(np.array([1]), lambda i: np.zeros((len(i), 4), np.uint8))
+    assert zero.stored(np.arange(3)).tolist() == [False, True, False]
+
+
+def _folder(directory: Path, n: int, size: int = 40) -> None:
+    from PIL import Image
+
+    directory.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        pixels = rng.integers(0, 256, (size, size + 8, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(directory / f"img{i:03d}.png")
+
+
+def test_a_folder_is_decoded_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from vaetool.data import folder as folder_module
+    from vaetool.data.folder import FolderData, load_image
+
+    _folder(tmp_path / "imgs", 12)
+    data = FolderData(tmp_path / "imgs", image_size=16)
+    first = data.images(np.arange(12))
+    expected = np.stack([load_image(f, "RGB", 16) for f in data.files]).transpose(0, 3, 1, 2)
+    assert torch.equal(first, torch.from_numpy(expected).float() / 255)
+
+    opened: list[Path] = []
+    real = folder_module.load_image
+    monkeypatch.setattr(folder_module, "load_image",
+                        lambda p, *a: opened.append(p) or real(p, *a))  # fmt: skip
+    again = FolderData(tmp_path / "imgs", image_size=16)  # a new process, the next epoch
+    assert torch.equal(again.images(np.arange(12)[::-1]), first.flip(0))
+    assert opened == []  # no file decoded a second time
+    # a rewritten file changes the folder's key: nothing stale is read
+    before = again.cache_name()
+    _replace = tmp_path / "imgs" / "img003.png"
+    from PIL import Image
+
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(_replace)
+    changed = FolderData(tmp_path / "imgs", image_size=16)
+    assert changed.cache_name() != before
+    assert float(changed.images(np.array([3])).max()) == 0.0 and opened == [_replace]

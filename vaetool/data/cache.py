@@ -1,18 +1,19 @@
-"""A disk cache of binary images, one bit per pixel, filled as the images are asked for.
+"""A disk cache of images as uint8 rows, filled as the images are asked for.
 
-Procedural dSprites draws 737,280 images; drawing them all takes minutes on a CPU, so a
-training epoch or a metric over the grid would spend most of its time drawing. The cache keeps
-every image drawn once as packed bits (512 bytes for 64 x 64, 377 MB for the whole grid instead
-of 3 GB as one byte per pixel) in one file under the cache folder, named by the generator's
-version, and later reads come from that file (a memory map) at memory speed.
+Procedural dSprites draws 737,280 images and an image folder (CelebA: 200,000 JPEGs) decodes
+every file; either would spend most of a training epoch or a metric making pixels. The cache
+keeps every image made once in one file under the cache folder, named by what made it (the
+generator's version; the folder's file names, sizes and times), and later reads come from that
+file (a memory map) at memory speed. Binary images (dSprites) are stored as packed bits (512
+bytes for 64 x 64: 377 MB for the whole grid instead of 3 GB), others as their uint8 pixels.
 
-File layout: N check bytes, then N rows of packed bits. A row counts as stored only when its
-check byte equals :func:`row_check` of its bits (never 0, the value of unwritten space), so a
-row whose bits did not reach the disk (a crash, a power cut) is simply drawn again. Rows are
+File layout: N check bytes, then N rows. A row counts as stored only when its check byte
+equals :func:`row_check` of its bytes (never 0, the value of unwritten space), so a row whose
+bytes did not reach the disk (a crash, a power cut) is simply made again. Rows are
 written with ``pwrite`` (a full disk is an ``OSError``, never a crash through the memory map),
-bits first, check byte after. Processes sharing one file may draw the same row at once: they
+bytes first, check byte after. Processes sharing one file may make the same row at once: they
 write the same bytes. The cache folder is ``$VAETOOL_CACHE``, else ``$XDG_CACHE_HOME/vaetool``,
-else ``~/.cache/vaetool``; ``VAETOOL_CACHE=off`` draws every image on demand.
+else ``~/.cache/vaetool``; ``VAETOOL_CACHE=off`` makes every image on demand.
 """
 
 from __future__ import annotations
@@ -46,12 +47,13 @@ def row_check(rows: np.ndarray) -> np.ndarray:
     return (1 + (rows.astype(np.int64) @ weights) % _PRIME).astype(np.uint8)
 
 
-class BitCache:
-    """``n`` binary images of ``pixels`` pixels each, stored in the file ``path``."""
+class RowCache:
+    """``n`` images of ``pixels`` values each in the file ``path``: bool images packed 8 to a
+    byte when ``binary``, else uint8 values as they are."""
 
-    def __init__(self, path: Path, n: int, pixels: int) -> None:
-        self.path, self.n, self.pixels = path, n, pixels
-        self.row_bytes = -(-pixels // 8)
+    def __init__(self, path: Path, n: int, pixels: int, binary: bool = False) -> None:
+        self.path, self.n, self.pixels, self.binary = path, n, pixels, binary
+        self.row_bytes = -(-pixels // 8) if binary else pixels
         size = n * (1 + self.row_bytes)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -77,8 +79,9 @@ class BitCache:
         return ok
 
     def put(self, indices: np.ndarray, images: np.ndarray) -> None:
-        """Store bool images (B, pixels) at distinct sorted ``indices`` (B,)."""
-        packed = np.packbits(images.reshape(len(images), -1), axis=1)
+        """Store images (B, pixels) (bool if binary, else uint8) at distinct sorted ``indices``."""
+        rows = images.reshape(len(images), -1)
+        packed = np.packbits(rows, axis=1) if self.binary else rows.astype(np.uint8, copy=False)
         checks = row_check(packed)
         for start, stop in _runs(indices):  # one write per run of consecutive rows
             first = int(indices[start])
@@ -86,16 +89,18 @@ class BitCache:
         for start, stop in _runs(indices):
             os.pwrite(self.fd, checks[start:stop].tobytes(), int(indices[start]))
 
-    def get(self, indices: np.ndarray, draw: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-        """bool (B, pixels) images at ``indices`` (B,); rows not stored yet are drawn with
-        ``draw`` (sorted distinct indices (M,) -> bool (M, pixels)) and stored."""
+    def get(self, indices: np.ndarray, make: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """Images (B, pixels) at ``indices`` (B,), bool if binary else uint8; rows not stored
+        yet are made with ``make`` (sorted distinct indices (M,) -> images (M, pixels))."""
         indices = np.asarray(indices, dtype=np.int64)
         wanted = np.unique(indices)
         missing = wanted[~self.stored(wanted)]
         if len(missing):
-            self.put(missing, draw(missing))
-        packed = np.asarray(self.rows[indices])
-        return np.unpackbits(packed, axis=1, count=self.pixels).astype(bool)
+            self.put(missing, make(missing))
+        rows = np.asarray(self.rows[indices])
+        if not self.binary:
+            return rows
+        return np.unpackbits(rows, axis=1, count=self.pixels).astype(bool)
 
     def close(self) -> None:
         del self.map, self.checks, self.rows
@@ -109,17 +114,17 @@ def _runs(indices: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
 
 
-def open_cache(name: str, n: int, pixels: int) -> BitCache | None:
+def open_cache(name: str, n: int, pixels: int, binary: bool = False) -> RowCache | None:
     """The cache file ``name`` in :func:`cache_dir`, or None (with one warning) when it is
-    switched off or cannot be used — the images are then drawn on demand."""
+    switched off or cannot be used — the images are then made on demand."""
     folder = cache_dir()
     if folder is None:
         return None
     try:
-        return BitCache(folder / name, n, pixels)
+        return RowCache(folder / name, n, pixels, binary)
     except OSError as err:
         warnings.warn(
-            f"image cache {folder / name} unusable ({err}); drawing images on demand "
+            f"image cache {folder / name} unusable ({err}); making images on demand "
             f"(set {CACHE_ENV} to a writable folder, or to off)",
             VaetoolWarning,
             stacklevel=3,
@@ -127,10 +132,10 @@ def open_cache(name: str, n: int, pixels: int) -> BitCache | None:
         return None
 
 
-def write_failed(cache: BitCache, err: OSError) -> None:
+def write_failed(cache: RowCache, err: OSError) -> None:
     """Say once that storing into ``cache`` failed (a full disk); the caller stops using it."""
     warnings.warn(
-        f"image cache {cache.path}: could not store images ({err}); drawing on demand from now",
+        f"image cache {cache.path}: could not store images ({err}); making them on demand",
         VaetoolWarning,
         stacklevel=3,
     )
