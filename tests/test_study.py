@@ -217,3 +217,8 @@ beta = [1]
     assert (out / "report" / "evlb-by-normalised_variance.png").stat().st_size > 0
     line = fails("report", str(out), "--kind", "scatter", "--x", "likelihood", "--force")
     assert "a scatter needs a numeric column" in line
+    line = fails("report", str(out), "--group", "likelihood,nope", "--force")
+    assert "--group 'nope'" in line
+    code, _, err = cli("report", str(out), "--kind", "violin", "--x", "likelihood", "--y", "evlb",
+                       "--group", "likelihood,seed", "--force")  # fmt: skip
+    assert code == 0, err

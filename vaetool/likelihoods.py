@@ -216,10 +216,14 @@ def em_step(
 
 def mixture_start(residual: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The proposal start (MATH.md §11): π_k = 1/K, σ²_k spread geometrically from v/2 to 2v
-    (K = 2: (v/2, 2v)), v the mean squared residual; K = 1: σ² = v."""
-    v = residual.detach().to(torch.float64).square().mean().clamp_min(SIGMA2_FLOOR)
-    spread = torch.logspace(-1, 1, k, base=2.0, dtype=torch.float64) if k > 1 else torch.ones(1)
-    return torch.full((k,), -math.log(k), dtype=torch.float64), v * spread.to(torch.float64)
+    (K = 2: (v/2, 2v)), v the mean squared residual; K = 1: σ² = v. float64 on the residual's
+    device (made there: nothing is copied from the host while a CUDA graph is captured)."""
+    r = residual.detach().to(torch.float64)
+    v = r.square().mean().clamp_min(SIGMA2_FLOOR)
+    powers = torch.linspace(-1.0, 1.0, k, dtype=torch.float64, device=r.device) if k > 1 else (
+        torch.zeros(1, dtype=torch.float64, device=r.device))  # fmt: skip
+    log_pi = torch.full((k,), -math.log(k), dtype=torch.float64, device=r.device)
+    return log_pi, v * torch.pow(2.0, powers)
 
 
 @LIKELIHOODS.register("mog2")
@@ -249,8 +253,8 @@ class MixtureGaussian(Likelihood):
         residual = x - params
         start_pi, start_var = mixture_start(residual, len(self.sigma2))
         first = ~self.started
-        log_pi = torch.where(first, start_pi.to(self.log_pi.device), self.log_pi)
-        sigma2 = torch.where(first, start_var.to(self.sigma2.device), self.sigma2)
+        log_pi = torch.where(first, start_pi, self.log_pi)
+        sigma2 = torch.where(first, start_var, self.sigma2)
         new_pi, new_var = em_step(residual, log_pi, sigma2)
         self.log_pi.copy_(new_pi)
         self.sigma2.copy_(new_var)

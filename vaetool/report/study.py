@@ -54,8 +54,9 @@ def check_axes(frame: pd.DataFrame, swept: list[str], x: str | None, columns: tu
         raise ConfigError(f"--x {x!r}: not a column of results.csv (swept: {', '.join(options)})")
     if group is None and len(swept) > 1:
         group = next(o for o in swept if o != x)
-    if group is not None and group not in frame.columns:
-        raise ConfigError(f"--group {group!r}: not a column of results.csv")
+    for name in [] if group is None else group.split(","):  # "objective,encoder": both
+        if name not in frame.columns:
+            raise ConfigError(f"--group {name!r}: not a column of results.csv")
     numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
     if kind == "scatter" and x not in numeric:
         raise ConfigError(f"--x {x!r}: a scatter needs a numeric column of results.csv")
@@ -72,15 +73,14 @@ def study_figure(frame: pd.DataFrame, column: str, x: str, group: str | None, ki
     the seeds (line), or the seeds' distribution (violin)."""
     figure = Figure(figsize=(6.4, 4.0), dpi=110)
     axes = figure.add_subplot()
-    groups = [(None, frame)] if group is None else list(frame.groupby(group, sort=True))
+    groups = _groups(frame, group)
     if kind == "scatter":
         _scatter(axes, groups, column, x, group)
         return _png(figure, axes, column, x, group)
     xs = sorted(frame[x].dropna().unique(), key=_order)
     positions = np.arange(len(xs), dtype=float)
     width = 0.8 / max(len(groups), 1)
-    for i, (name, part) in enumerate(groups):
-        label = None if group is None else f"{group} = {name}"
+    for i, (label, part) in enumerate(groups):
         stats = part.groupby(x)[column].agg(["mean", "std", "count"])
         if kind == "line":
             at = [xs.index(v) for v in stats.index]
@@ -94,14 +94,27 @@ def study_figure(frame: pd.DataFrame, column: str, x: str, group: str | None, ki
                 body = axes.violinplot([data[j] for j in keep], offset, widths=width * 0.9,
                                        showmeans=True)  # fmt: skip
                 body["bodies"][0].set_label(label)
+                for at, j in zip(offset, keep, strict=True):  # each run, over its violin
+                    axes.plot(np.full(len(data[j]), at), data[j], "k.", markersize=4)
     axes.set_xticks(positions, [str(v) for v in xs])
     return _png(figure, axes, column, x, group)
 
 
+def _groups(frame: pd.DataFrame, group: str | None) -> list[tuple[str | None, pd.DataFrame]]:
+    """(legend label, rows) per group; ``group`` is one column or several, comma-separated."""
+    if group is None:
+        return [(None, frame)]
+    names = group.split(",")
+    found = []
+    for key, part in frame.groupby(names, sort=True):
+        values = key if isinstance(key, tuple) else (key,)
+        found.append((", ".join(f"{n} = {v}" for n, v in zip(names, values, strict=True)), part))
+    return found
+
+
 def _scatter(axes: PlotAxes, groups: list, column: str, x: str, group: str | None) -> None:
     """Each run a point (x, column), one colour per group; x on a log axis across decades."""
-    for name, part in groups:
-        label = None if group is None else f"{group} = {name}"
+    for label, part in groups:
         axes.scatter(part[x], part[column], s=18, label=label)
     values = pd.concat([part[x] for _, part in groups]).dropna()
     positive = values[values > 0]
@@ -147,6 +160,6 @@ def study_page(frame: pd.DataFrame, folder: Path, images: list[tuple[str, StudyF
 
 def _figure_note(fig: StudyFigure) -> str:
     how = {"line": "mean over seeds, bars ±1 standard deviation",
-           "violin": "the seeds' distribution, mean marked",
+           "violin": "the seeds' distribution, mean marked, each run a dot",
            "scatter": "one point per run"}[fig.kind]  # fmt: skip
     return f"{how}" + (f"; one {fig.kind} per {fig.group}" if fig.group else "")
