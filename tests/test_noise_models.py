@@ -226,24 +226,45 @@ def test_normalised_variance_and_evlb_in_the_ranking(
     history = list(csv.DictReader((out / "history.csv").open()))
     assert summary["evlb"] == pytest.approx(float(history[-1]["val_elbo"]))
     assert 0 <= summary["n_normal_variance"] <= 4
+    assert ("evlb_normalised" in summary) == (expected is not None)
 
 
 def test_learned_normalised_variance_is_beta_times_the_learned_sigma2(cli, trained_tiny) -> None:
-    out = trained_tiny("gaussian_learned", "beta_vae", ["--beta", "3"])
     import json
 
     import vaetool
 
-    code, text, err = cli("mi", "rank", str(out / "model.safetensors"), "--format", "json")
-    assert code == 0, err
-    learned = float(vaetool.load(out / "model.safetensors").likelihood.variance())
-    assert json.loads(text)["summary"]["normalised_variance"] == pytest.approx(3 * learned)
+    for beta, extra in ((3.0, ["--beta", "3"]), (1.0, [])):
+        out = trained_tiny("gaussian_learned", "beta_vae", extra)
+        code, text, err = cli("mi", "rank", str(out / "model.safetensors"), "--format", "json")
+        assert code == 0, err
+        summary = json.loads(text)["summary"]
+        learned = float(vaetool.load(out / "model.safetensors").likelihood.variance())
+        assert summary["normalised_variance"] == pytest.approx(beta * learned)
+        if beta == 1.0:  # at β = 1 the normalised variance is the model's own: the same bound
+            assert summary["evlb_normalised"] == pytest.approx(summary["evlb"], rel=1e-6)
+
+
+def test_evlb_from_the_recon_term_is_the_gaussian_bound() -> None:
+    """Paper 002 eq. 13 from (SSE, KL): the SSE recovered from a recon term is ‖r‖², and the
+    bound at the same σ² is −(recon + KL); at another σ² it is the NLL computed there."""
+    from vaetool.likelihoods import evlb, gaussian_sse
+
+    r = torch.randn(200, 1, 4, 4, dtype=torch.float64) * 0.3
+    d, kl = 16, 2.5
+    for sigma2 in (0.01, 0.5):
+        recon = float(gaussian_nll(r, torch.tensor(sigma2, dtype=torch.float64)).mean())
+        sse = gaussian_sse(recon, sigma2, d)
+        assert sse == pytest.approx(float(r.square().flatten(1).sum(1).mean()), rel=1e-9)
+        assert evlb(sse, kl, sigma2, d) == pytest.approx(-(recon + kl), rel=1e-12)
+        other = float(gaussian_nll(r, torch.tensor(4 * sigma2, dtype=torch.float64)).mean())
+        assert evlb(sse, kl, 4 * sigma2, d) == pytest.approx(-(other + kl), rel=1e-9)
 
 
 @pytest.fixture()
 def trained_tiny(cli, tmp_path: Path):
     def train(likelihood: str, objective: str, extra: list[str]) -> Path:
-        out = tmp_path / f"{likelihood}-{objective}"
+        out = tmp_path / "-".join([likelihood, objective, *extra])
         code, _, err = cli("train", "--data", "mnist5k", "--subset", "300", "--latents", "4",
                            "--epochs", "1", "--likelihood", likelihood, "--objective", objective,
                            *extra, "--device", "cpu", "--out", str(out))  # fmt: skip

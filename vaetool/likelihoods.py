@@ -123,6 +123,18 @@ def gaussian_nll(residual: torch.Tensor, sigma2: torch.Tensor) -> torch.Tensor:
     return per_pixel.flatten(1).sum(1)
 
 
+def gaussian_sse(recon: float, sigma2: float, d: int) -> float:
+    """The mean ‖r‖² per image behind a Gaussian recon term (one σ² for all D pixels):
+    recon = SSE/(2σ²) + (D/2) log 2πσ²  ⇒  SSE = 2σ² (recon − (D/2) log 2πσ²)."""
+    return 2 * sigma2 * (recon - 0.5 * d * math.log(2 * math.pi * sigma2))
+
+
+def evlb(sse: float, kl: float, sigma2: float, d: int) -> float:
+    """Paper 002 eq. 13 (MATH.md §11): the β = 1 ELBO of a Gaussian decoder at variance σ²,
+    −SSE/(2σ²) − (D/2) log 2πσ² − KL, nats per image, from the mean SSE and KL per image."""
+    return -sse / (2 * sigma2) - 0.5 * d * math.log(2 * math.pi * sigma2) - kl
+
+
 def closed_form_sigma2(residual: torch.Tensor, per_pixel: bool) -> torch.Tensor:
     """Paper 002 App. A.1 (MATH.md §11): the batch maximiser of the Gaussian likelihood in σ²,
     σ̂² = Σ_m ‖x_m − G(z_m)‖² / (M·D) (shared) or the batch mean of r²_d per pixel, ≥ 1e−6."""

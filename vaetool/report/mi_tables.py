@@ -48,6 +48,7 @@ SUMMARY_LABELS = {
     "n_normal_variance": "normal-variance factors (|s²_h − 1| ≤ 0.1; paper 002 Fig. 5b)",
     "normalised_variance": "normalised variance β·σ² (paper 002 §7.2.1)",
     "evlb": "EVLB: β = 1 ELBO at the model's noise, validation split [nats/image]",
+    "evlb_normalised": "EVLB at σ² = β·σ² (paper 002 Fig. 4) [nats/image]",
     "n": "points N",
     "latents": "factors H",
     "estimator": "ranked by",

@@ -10,6 +10,7 @@ matches the request exactly; ``--qstar FILE`` names one, and a mismatch is then 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -169,21 +170,28 @@ def rank_opened(
 
 def model_terms(info: CheckpointInfo) -> dict[str, float]:
     """Paper 002's model-level indicators from a checkpoint's metadata (MATH.md §11):
-    ``normalised_variance`` β·σ² (a β-VAE with one Gaussian noise variance: fixed σ², or the
-    learned σ²_learnt) and ``evlb``, the β = 1 ELBO at the model's own noise on the validation
-    split of the kept epoch (history.csv's val_elbo)."""
-    from vaetool.likelihoods import LIKELIHOODS
+    ``evlb``, the β = 1 ELBO at the model's own noise on the validation split of the kept epoch
+    (history.csv's val_elbo); for a β-VAE with one Gaussian noise variance σ² (fixed, or the
+    learned σ²_learnt), ``normalised_variance`` β·σ² and ``evlb_normalised``, the same bound
+    with σ² replaced by β·σ² (Fig. 4's caption admits either; the SSE is recovered from the
+    recon term, eq. 13)."""
+    from vaetool.likelihoods import LIKELIHOODS, evlb, gaussian_sse
     from vaetool.objectives import OBJECTIVES
 
     out: dict[str, float] = {}
-    noise = info.summary.get("noise", {})
-    sigma2 = LIKELIHOODS.get(info.model.likelihood).variance_of(info.model, noise)
-    beta = OBJECTIVES.get(info.train.objective).kl_weight(info.train.options)
-    if sigma2 is not None and beta is not None:
-        out["normalised_variance"] = beta * sigma2
     kept = info.summary.get("kept") or {}
     if "val_elbo" in kept:
         out["evlb"] = float(kept["val_elbo"])
+    noise = info.summary.get("noise", {})
+    sigma2 = LIKELIHOODS.get(info.model.likelihood).variance_of(info.model, noise)
+    beta = OBJECTIVES.get(info.train.objective).kl_weight(info.train.options)
+    if sigma2 is None or beta is None:
+        return out
+    out["normalised_variance"] = beta * sigma2
+    if {"val_recon", "val_kl"} <= set(kept) and not info.model.noise_per_pixel:
+        d = math.prod(info.model.image_shape)
+        sse = gaussian_sse(float(kept["val_recon"]), sigma2, d)
+        out["evlb_normalised"] = evlb(sse, float(kept["val_kl"]), beta * sigma2, d)
     return out
 
 
