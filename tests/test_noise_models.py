@@ -35,7 +35,7 @@ def _mixture_loglik(r: torch.Tensor, log_pi: torch.Tensor, sigma2: torch.Tensor)
 def test_closed_form_sigma2_is_the_mean_squared_residual(per_pixel: bool) -> None:
     x = torch.rand(50, 1, 28, 28)
     params = torch.rand(50, 1, 28, 28)
-    likelihood = _likelihood("gaussian_learned", noise_per_pixel=per_pixel)
+    likelihood = _likelihood("gaussian_learned", noise_per_pixel=per_pixel, noise_warmup=0)
     likelihood.fit_noise(params, x)
     r2 = (x - params).double().square()
     expected = r2.mean(0) if per_pixel else r2.mean()
@@ -78,6 +78,20 @@ def test_the_gradient_path_reaches_the_closed_form(per_pixel: bool) -> None:
         optimizer.step(closure)
     expected = closed_form_sigma2(x - params, per_pixel)
     assert torch.allclose(likelihood.variance(), expected, rtol=1e-6)
+
+
+def test_the_warm_up_holds_the_start_then_fits() -> None:
+    """--noise-warmup N: the first N training batches leave σ² at its start (--sigma2); the
+    next one sets it to σ̂² (the untrained decoder's large σ̂² can collapse the posterior)."""
+    likelihood = _likelihood("gaussian_learned", noise_warmup=3, sigma2=0.02)
+    x, params = torch.rand(10, 1, 28, 28), torch.rand(10, 1, 28, 28)
+    for _ in range(3):
+        likelihood.fit_noise(params, x)
+        assert float(likelihood.sigma2) == pytest.approx(0.02)
+    likelihood.fit_noise(params, x)
+    expected = float((x - params).double().square().mean())
+    assert float(likelihood.sigma2) == pytest.approx(expected, rel=1e-6)
+    assert int(likelihood.fits) == 4  # saved with the model: a resumed run keeps counting
 
 
 def test_em_recovers_paper_002s_celeba_mixture() -> None:
@@ -138,9 +152,10 @@ def test_learned_noise_trains_is_saved_and_reported(cli, tmp_path: Path, name: s
     import vaetool
 
     out = tmp_path / "run"
+    warmup = ["--noise-warmup", "0"] if name == "gaussian_learned" else []
     code, _, err = cli("train", "--data", "mnist5k", "--subset", "1500", "--latents", "8",
-                       "--epochs", "3", "--batch-size", "50", "--likelihood", name,
-                       "--device", "cpu", "--out", str(out))  # fmt: skip
+                       "--epochs", "3", "--batch-size", "50", "--likelihood", name, "--sigma2",
+                       "1", *warmup, "--device", "cpu", "--out", str(out))  # fmt: skip
     assert code == 0, err
     rows = list(csv.DictReader((out / "history.csv").open()))
     column = "train_sigma2" if name == "gaussian_learned" else "train_sigma2_1"

@@ -17,7 +17,8 @@ C = TypeVar("C", bound="_DictConfig")
 # Registry names the CLI offers without importing torch; tests check they match the registries.
 ARCHITECTURE_NAMES = ("conv28", "conv32", "conv64", "mlp")
 LIKELIHOOD_NAMES = ("bernoulli", "gaussian", "gaussian_learned", "mog2")
-LIKELIHOOD_OPTIONS = ("noise_fit", "noise_per_pixel", "components")  # each likelihood's: .options
+# ModelConfig fields only some likelihoods read (each names its own in .options)
+LIKELIHOOD_OPTIONS = ("noise_fit", "noise_per_pixel", "noise_warmup", "components")
 NOISE_FITS = ("closed", "gradient")  # how gaussian_learned learns σ² (vaetool.likelihoods)
 OBJECTIVE_NAMES = (
     "annealed_vae", "beta_tcvae", "beta_vae", "dip_vae_i", "dip_vae_ii", "factor_vae",
@@ -100,7 +101,7 @@ class ModelConfig(_DictConfig):
     image_shape: tuple[int, int, int]  # (C, H, W) of the training images
     latents: int = 128  # H, the number of latent factors (paper 000 uses 128)
     likelihood: str = "bernoulli"  # registry name in vaetool.likelihoods
-    sigma2: float = 1.0  # fixed decoder variance for the Gaussian likelihood
+    sigma2: float = 0.01  # gaussian: the fixed variance; gaussian_learned, mog2: the start
     hidden: int = 256  # width of the fully connected layer (paper 000: FC 256)
     encoder: str = "paper"  # registry name in vaetool.models.ENCODERS: paper or split
     split_width: int = 256  # split encoder: width of each factor's own layers (paper 003 §4.2)
@@ -109,6 +110,7 @@ class ModelConfig(_DictConfig):
     noise_corr: float = 0.0  # ρ of the equicorrelated reparameterisation noise (paper 003 eq. 13)
     noise_fit: str = "closed"  # gaussian_learned: "closed" (batch optimum) or "gradient" (Adam)
     noise_per_pixel: bool = False  # gaussian_learned: one σ² per pixel instead of one in all
+    noise_warmup: int = 50  # gaussian_learned (closed): steps at the start σ² before fitting it
     components: int = 2  # mog2: K, mixture components per pixel (paper 002 App. A.2)
 
     def __post_init__(self) -> None:
@@ -119,6 +121,8 @@ class ModelConfig(_DictConfig):
             )
         if self.components < 1:
             raise ConfigError(f"--components {self.components}: expected a positive integer")
+        if self.noise_warmup < 0:
+            raise ConfigError(f"--noise-warmup {self.noise_warmup}: expected 0 or more steps")
         if self.latents < 1:
             raise ConfigError(f"--latents {self.latents}: expected a positive integer")
         check_finite("--sigma2", self.sigma2, positive=True)
@@ -143,7 +147,7 @@ class ModelChoice(_DictConfig):
 
     latents: int = 128
     likelihood: str = "bernoulli"
-    sigma2: float = 1.0
+    sigma2: float = 0.01
     hidden: int = 256
     encoder: str = "paper"
     split_width: int = 256
@@ -151,6 +155,7 @@ class ModelChoice(_DictConfig):
     noise_corr: float = 0.0
     noise_fit: str = "closed"
     noise_per_pixel: bool = False
+    noise_warmup: int = 50
     components: int = 2
 
     def __post_init__(self) -> None:

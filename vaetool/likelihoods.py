@@ -148,12 +148,15 @@ class LearnedGaussian(Likelihood):
     """Gaussian with a learned variance, shared or per pixel (paper 002 §7, App. A.1).
 
     ``noise_fit = "closed"``: σ² is a buffer set to the batch optimum σ̂² from each training
-    batch's residuals before the gradient step (coordinate ascent; MATH.md §11);
-    ``"gradient"``: log σ² is a parameter trained by the VAE's Adam with the networks.
-    ``config.sigma2`` is the starting value. History reports σ² (the mean over pixels).
+    batch's residuals before the gradient step (coordinate ascent; MATH.md §11), after
+    ``config.noise_warmup`` steps at the start value: fitted from the first batches of an
+    untrained decoder σ̂² is large, which weighs the KL term up and can collapse the posterior
+    for good (measured in docs/training.md). ``"gradient"``: log σ² is a parameter trained by
+    the VAE's Adam with the networks. ``config.sigma2`` is the starting value. History reports
+    σ² (the mean over pixels).
     """
 
-    options = ("noise_fit", "noise_per_pixel")
+    options = ("noise_fit", "noise_per_pixel", "noise_warmup")
     noise_names = ("sigma2",)
 
     def __init__(self, config: ModelConfig) -> None:
@@ -163,6 +166,8 @@ class LearnedGaussian(Likelihood):
         self.closed = config.noise_fit == "closed"
         if self.closed:
             self.register_buffer("sigma2", start)
+            self.register_buffer("fits", torch.zeros((), dtype=torch.long))
+            self.warmup = config.noise_warmup
         else:
             self.log_sigma2 = nn.Parameter(start.log())
         self.per_pixel = config.noise_per_pixel
@@ -181,8 +186,10 @@ class LearnedGaussian(Likelihood):
         return sigma2.clamp_min(SIGMA2_FLOOR)
 
     def fit_noise(self, params: torch.Tensor, x: torch.Tensor) -> None:
-        if self.closed:
-            self.sigma2.copy_(closed_form_sigma2(x - params, self.per_pixel))
+        if self.closed:  # no host sync: the warm-up is a where on a step counter
+            self.fits += 1
+            fitted = closed_form_sigma2(x - params, self.per_pixel).to(self.sigma2.dtype)
+            self.sigma2.copy_(torch.where(self.fits > self.warmup, fitted, self.sigma2))
 
     def noise(self) -> dict[str, torch.Tensor]:
         return {"sigma2": self.variance().detach().mean()}

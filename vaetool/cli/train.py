@@ -58,6 +58,13 @@ def train(
         bool | None,
         typer.Option("--noise-per-pixel", help="[model] gaussian_learned: one σ² per pixel."),
     ] = None,
+    noise_warmup: Annotated[
+        int | None,
+        _opt(
+            "[model] gaussian_learned (closed): steps at the start σ² before fitting it.",
+            show_default="50",
+        ),
+    ] = None,
     components: Annotated[int | None, _opt("[model] mog2: K mixture components.")] = None,
     encoder: Annotated[
         str | None, _opt("[model] paper, or split (paper 003 §4.2).", show_default="paper")
