@@ -301,3 +301,33 @@ def test_the_report_shows_the_noise_per_epoch_and_paper_002s_indicators(
     assert (tmp_path / "rep" / "history.png").stat().st_size > 0
     assert "Training" in page and "history.png" in page
     assert "normalised variance β·σ²" in page and "normal-variance factors" in page
+
+
+def test_a_fixed_variance_is_a_beta() -> None:
+    """Paper 002 §7.2.1 (MATH.md §14): the VAE loss at σ² = β·σ²_pre is 1/β × the β-VAE loss
+    at σ²_pre up to a constant, so on the same batch and noise the β-VAE's gradient is β times
+    the VAE's (and Adam, blind to a gradient's scale, takes the same steps up to its ε)."""
+    from vaetool.models import build_model
+
+    def gradients(sigma2: float, beta: float) -> list[torch.Tensor]:
+        config = ModelChoice(latents=4, likelihood="gaussian", sigma2=sigma2)
+        torch.manual_seed(0)
+        model = build_model(config.resolve("conv28", (1, 28, 28))).double()
+        x = torch.rand(
+            16, 1, 28, 28, dtype=torch.float64, generator=torch.Generator().manual_seed(1)
+        )
+        torch.manual_seed(2)  # the same reparameterisation noise
+        out = model(x)
+        recon = model.likelihood.nll(out.params, x).mean()
+        kl = model.latent.kl(out.mu, out.logvar).mean()
+        (recon + beta * kl).backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    vae = gradients(0.04, 1.0)
+    beta_vae = gradients(0.01, 4.0)
+    assert all(
+        torch.allclose(b, 4.0 * v, rtol=1e-9, atol=1e-12)
+        for v, b in zip(vae, beta_vae, strict=True)
+    )
+    other = gradients(0.01, 1.0)
+    assert not all(torch.allclose(o, 4.0 * v, rtol=1e-3) for v, o in zip(vae, other, strict=True))
