@@ -132,10 +132,20 @@ def open_cache(name: str, n: int, pixels: int, binary: bool = False) -> RowCache
         return None
 
 
-def write_failed(cache: RowCache, err: OSError) -> None:
-    """Say once that storing into ``cache`` failed (a full disk); the caller stops using it."""
-    warnings.warn(
-        f"image cache {cache.path}: could not store images ({err}); making them on demand",
-        VaetoolWarning,
-        stacklevel=3,
-    )
+def rows_through(
+    cache: RowCache | None, indices: np.ndarray, make: Callable[[np.ndarray], np.ndarray]
+) -> tuple[np.ndarray, RowCache | None]:
+    """(images at ``indices``, the cache to keep using): read through ``cache``, or made
+    directly when there is none. A failed store (a full disk) is said once and the cache
+    dropped (None returned), so the work goes on without it."""
+    if cache is None:
+        return make(indices), None
+    try:
+        return cache.get(indices, make), cache
+    except OSError as err:
+        warnings.warn(
+            f"image cache {cache.path}: could not store images ({err}); making them on demand",
+            VaetoolWarning,
+            stacklevel=3,
+        )
+        return make(indices), None

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from vaetool.data.base import ArrayData, ImageData
-from vaetool.data.cache import RowCache, open_cache, write_failed
+from vaetool.data.cache import RowCache, open_cache, rows_through
 from vaetool.data.npz import open_npz, read_array
 from vaetool.errors import DataError
 
@@ -149,17 +149,7 @@ class DSpritesData(ImageData):
     def images(self, indices: np.ndarray) -> torch.Tensor:
         """float32 (B, 1, 64, 64) with values in {0, 1} for dataset indices (B,): from the
         render cache, drawing (and storing) those it does not hold yet."""
-        flat = self._checked(indices)
-        cache = self._cache
-        if cache is None:
-            bits = draw(flat)
-        else:
-            try:
-                bits = cache.get(flat, draw)
-            except OSError as err:  # a full disk: say so once, go on without the cache
-                write_failed(cache, err)
-                self._cache = None
-                bits = draw(flat)
+        bits, self._cache = rows_through(self._cache, self._checked(indices), draw)
         return torch.from_numpy(bits.reshape(-1, 1, SIZE, SIZE).astype(np.float32))
 
     @cached_property

@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from vaetool.data.base import ImageData, to_unit_float
-from vaetool.data.cache import RowCache, open_cache, write_failed
+from vaetool.data.cache import RowCache, open_cache, rows_through
 from vaetool.errors import ConfigError, DataError
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
@@ -107,16 +107,7 @@ class FolderData(ImageData):
         flat = np.asarray(indices, dtype=np.int64).reshape(-1)
         if len(flat) and (flat.min() < 0 or flat.max() >= len(self)):
             raise IndexError(f"{self.spec}: index out of range 0..{len(self) - 1}")
-        cache = self._cache
-        if cache is None:
-            rows = self.decode(flat)
-        else:
-            try:
-                rows = cache.get(flat, self.decode)
-            except OSError as err:  # a full disk: say so once, go on without the cache
-                write_failed(cache, err)
-                self._cache = None
-                rows = self.decode(flat)
+        rows, self._cache = rows_through(self._cache, flat, self.decode)
         return to_unit_float(torch.from_numpy(rows.reshape(-1, *self.shape)))
 
     def decode(self, indices: np.ndarray) -> np.ndarray:
