@@ -42,9 +42,13 @@ def cache_dir() -> Path | None:
 
 
 def row_check(rows: np.ndarray) -> np.ndarray:
-    """uint8 (B,) check bytes of packed rows uint8 (B, R): 1 + (sum_j (j+1) * byte_j) mod 251."""
-    weights = np.arange(1, rows.shape[1] + 1, dtype=np.int64)
-    return (1 + (rows.astype(np.int64) @ weights) % _PRIME).astype(np.uint8)
+    """uint8 (B,) check bytes of rows uint8 (B, R): 1 + (sum_j (j+1) * byte_j) mod 251.
+
+    The sum is a float64 matrix-vector product (BLAS), exact: it stays below 255·R² < 2⁵³.
+    """
+    weights = np.arange(1, rows.shape[1] + 1, dtype=np.float64)
+    sums = rows.astype(np.float64) @ weights
+    return (1 + np.fmod(sums, _PRIME)).astype(np.uint8)
 
 
 class RowCache:
@@ -69,13 +73,21 @@ class RowCache:
             raise
         self.checks = self.map[:n]
         self.rows = self.map[n:].reshape(n, self.row_bytes)
+        self.known = np.zeros(n, dtype=bool)  # rows this process wrote or checked: intact
 
     def stored(self, indices: np.ndarray) -> np.ndarray:
-        """bool (B,): whether each row of ``indices`` (B,) is on disk and intact."""
-        checks = np.asarray(self.checks[indices])
-        ok = checks != 0
-        if ok.any():
-            ok[ok] = row_check(np.asarray(self.rows[indices[ok]])) == checks[ok]
+        """bool (B,): whether each row of distinct ``indices`` (B,) is on disk and intact (each
+        row's check is computed once per process: rows never change once stored)."""
+        ok = self.known[indices].copy()
+        unsure = np.flatnonzero(~ok)
+        if len(unsure):
+            rows = indices[unsure]
+            checks = np.asarray(self.checks[rows])
+            written = checks != 0
+            if written.any():
+                intact = row_check(np.asarray(self.rows[rows[written]])) == checks[written]
+                ok[unsure[written]] = intact
+                self.known[rows[written][intact]] = True
         return ok
 
     def put(self, indices: np.ndarray, images: np.ndarray) -> None:
@@ -88,6 +100,7 @@ class RowCache:
             os.pwrite(self.fd, packed[start:stop].tobytes(), self.n + first * self.row_bytes)
         for start, stop in _runs(indices):
             os.pwrite(self.fd, checks[start:stop].tobytes(), int(indices[start]))
+        self.known[indices] = True
 
     def get(self, indices: np.ndarray, make: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         """Images (B, pixels) at ``indices`` (B,), bool if binary else uint8; rows not stored
