@@ -87,9 +87,11 @@ def test_every_metric_on_a_dsprites_model(tmp_path: Path, cli) -> None:
              "--batch-size", "50", "--device", "cpu", "--out", str(out)]  # fmt: skip
     code, _, err = cli(*train)
     assert code == 0, err
-    code, text, err = cli("metrics", str(out / "model.safetensors"), "--data", "dsprites",
+    # --data defaults to the checkpoint's whole data set: the grid, not the 600-image sample
+    code, text, err = cli("metrics", str(out / "model.safetensors"),
                           "--metric", "all", "--samples", "150", "-f", "json")  # fmt: skip
     assert code == 0, err
+    assert json.loads(text)["points"] == 737_280
     values = json.loads(text)["values"]
     for key in ("mig", "modularity", "explicitness_test", "sap", "dci_disentanglement",
                 "beta_vae_eval", "factor_vae_eval"):  # fmt: skip

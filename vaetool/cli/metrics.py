@@ -27,7 +27,8 @@ def metrics(
         ),
     ] = "all",
     data: Annotated[
-        str | None, typer.Option(help="A data set with factors.", show_default="the checkpoint's")
+        str | None,
+        typer.Option(help="A data set with factors.", show_default="the checkpoint's, whole"),
     ] = None,
     samples: Annotated[
         int | None,
@@ -51,8 +52,8 @@ def metrics(
     check_format(fmt)
     result = compute(MetricsRequest(source, metric, data, samples, seed, device))
     if fmt == "json":
-        document = {"source": str(result.source), "data": result.data, "seed": seed,
-                    "metrics": result.names, "values": result.values}  # fmt: skip
+        document = {"source": str(result.source), "data": result.data, "points": result.points,
+                    "seed": seed, "metrics": result.names, "values": result.values}  # fmt: skip
         emit_text(json.dumps(document, indent=2) + "\n", output)
         return
     emit_frame(metrics_frame(result.values), fmt, output, title=f"{source} on {result.data}")

@@ -139,8 +139,9 @@ def compute(request: MetricsRequest) -> MetricsResult:
         values = compute_metrics(truth, names, request.seed, request.samples)
         return MetricsResult(path, "stored codes", values, names, len(codes))
     source = open_source(path, request.device)
-    model, _ = source.checkpoint("metrics")
-    data = source.data(request.data)
+    model, info = source.checkpoint("metrics")
+    # the metrics sample the factor space: the whole data set, not the sample it trained on
+    data = source.data(request.data or info.data.spec)
     truth = ModelTruth(model, data, source.device)
     values = compute_metrics(truth, names, request.seed, request.samples)
     return MetricsResult(path, data.spec, values, names, len(data))
