@@ -28,6 +28,7 @@ _LAZY = {
     "RankRequest": (_WORKFLOWS, "RankRequest"),
     "rank": (_WORKFLOWS, "rank"),
     "rank_posterior": (_WORKFLOWS, "rank_posterior"),
+    "VMIOptions": ("vaetool.vmi", "VMIOptions"),
     "PruneRequest": (_WORKFLOWS, "PruneRequest"),
     "prune": (_WORKFLOWS, "prune"),
     "TraverseRequest": (_WORKFLOWS, "TraverseRequest"),

@@ -21,7 +21,7 @@ LIKELIHOOD_NAMES = ("bernoulli", "gaussian", "gaussian_learned", "mog2")
 LIKELIHOOD_OPTIONS = ("noise_fit", "noise_per_pixel", "noise_warmup", "components")
 NOISE_FITS = ("closed", "gradient")  # how gaussian_learned learns σ² (vaetool.likelihoods)
 OBJECTIVE_NAMES = (
-    "annealed_vae", "beta_tcvae", "beta_vae", "dip_vae_i", "dip_vae_ii", "factor_vae",
+    "annealed_vae", "beta_tcvae", "beta_vae", "dip_vae_i", "dip_vae_ii", "factor_vae", "vmi",
 )  # fmt: skip
 ENCODER_NAMES = ("paper", "split")
 KEEP_CHOICES = ("last", "best")
@@ -43,6 +43,19 @@ def check_finite(option: str, value: float, *, positive: bool = False) -> None:
     if not ok:
         what = "a finite positive number" if positive else "a finite number >= 0"
         raise ConfigError(f"{option} {value}: expected {what}")
+
+
+MAX_CATEGORIES = 1000  # a code wider than this is a mistake, not a model
+
+
+def check_categories(categories: int, temperature: float, rate: float) -> None:
+    """ConfigError unless K is 0 (no code) or 2..MAX_CATEGORIES, τ > 0 and r >= 0 finite."""
+    if categories != 0 and not 2 <= categories <= MAX_CATEGORIES:
+        raise ConfigError(
+            f"--latent-categorical {categories}: expected 0 (none) or K from 2 to {MAX_CATEGORIES}"
+        )
+    check_finite("--temperature", temperature, positive=True)
+    check_finite("--temperature-rate", rate)
 
 
 def _type_ok(value: Any, hint: str) -> bool:
@@ -112,9 +125,13 @@ class ModelConfig(_DictConfig):
     noise_per_pixel: bool = False  # gaussian_learned: one σ² per pixel instead of one in all
     noise_warmup: int = 50  # gaussian_learned (closed): steps at the start σ² before fitting it
     components: int = 2  # mog2: K, mixture components per pixel (paper 002 App. A.2)
+    categories: int = 0  # K of a categorical code beside the Gaussian factors (paper 001 §4.2)
+    temperature: float = 0.67  # τ of the code's Gumbel-softmax relaxation (jointvae's 0.67)
+    temperature_rate: float = 0.0  # r > 0: τ_t = max(0.5, exp(−r t)) (Jang et al.), else τ fixed
 
     def __post_init__(self) -> None:
         self._check_types()
+        check_categories(self.categories, self.temperature, self.temperature_rate)
         if self.noise_fit not in NOISE_FITS:
             raise ConfigError(
                 f"--noise-fit {self.noise_fit!r}: expected one of {', '.join(NOISE_FITS)}"
@@ -157,6 +174,9 @@ class ModelChoice(_DictConfig):
     noise_per_pixel: bool = False
     noise_warmup: int = 50
     components: int = 2
+    categories: int = 0
+    temperature: float = 0.67
+    temperature_rate: float = 0.0
 
     def __post_init__(self) -> None:
         self._check_types()

@@ -58,7 +58,13 @@ class Likelihood(nn.Module):
         raise NotImplementedError
 
     def sample(self, params: torch.Tensor) -> torch.Tensor:
+        """x ~ p(x|z) given the decoder's ``params`` (torch's global generator)."""
         raise NotImplementedError
+
+    def decoder_output(self, params: torch.Tensor) -> torch.Tensor:
+        """x̃ for paper 001's regulariser (MATH.md §12): a draw differentiable in the decoder —
+        the mean plus noise for additive noise models (this default)."""
+        return self.sample(params)
 
 
 LIKELIHOODS: Registry[type[Likelihood]] = Registry("likelihood", "--likelihood")
@@ -80,6 +86,10 @@ class Bernoulli(Likelihood):
 
     def sample(self, params: torch.Tensor) -> torch.Tensor:
         return torch.bernoulli(torch.sigmoid(params))
+
+    def decoder_output(self, params: torch.Tensor) -> torch.Tensor:
+        """The mean image: a Bernoulli draw is not reparameterisable (MATH.md §12)."""
+        return self.mean(params)
 
 
 @LIKELIHOODS.register("gaussian")

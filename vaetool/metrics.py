@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from vaetool.analysis.categorical import categorical_accuracy
 from vaetool.analysis.disentanglement import (
     continuous_sap_matrix,
     dci_scores,
@@ -77,15 +78,30 @@ class Metric:
     needs_interventions: bool = False
     needs_sklearn: bool = False
     doc: str = ""
+    needs_code: bool = False  # scores a categorical code against labels (a CodeTruth)
+
+
+@dataclass(frozen=True, eq=False)
+class CodeTruth:
+    """A categorical code's classes ĉ(x) = argmax_k π_k(x) (n,) beside the labels (n,), K."""
+
+    codes: np.ndarray
+    labels: np.ndarray
+    categories: int
 
 
 METRICS: Registry[Metric] = Registry("metric", "--metric")
 
 
-def _register(name: str, needs_interventions: bool = False, needs_sklearn: bool = False):
+def _register(
+    name: str, needs_interventions: bool = False, needs_sklearn: bool = False,
+    needs_code: bool = False,
+):  # fmt: skip
     def add(fn: MetricFn) -> MetricFn:
         doc = (fn.__doc__ or "").strip().split("\n")[0]
-        METRICS.register(name)(Metric(name, fn, needs_interventions, needs_sklearn, doc))
+        METRICS.register(name)(
+            Metric(name, fn, needs_interventions, needs_sklearn, doc, needs_code)
+        )
         return fn
 
     return add
@@ -258,9 +274,26 @@ def compute_factor_vae(truth: GroundTruth, rng: np.random.RandomState, sizes: Me
             "factor_vae_active": int(active.sum())}  # fmt: skip
 
 
+@_register("categorical_accuracy", needs_code=True)
+def compute_categorical_accuracy(
+    truth: CodeTruth, rng: np.random.RandomState, sizes: MetricSizes
+) -> dict[str, float]:
+    """Paper 001 §5.2: the categorical code as a classifier, best one-to-one class matching."""
+    try:
+        import scipy.optimize  # noqa: F401
+    except ImportError:
+        raise ConfigError("categorical_accuracy matches classes with scipy's Hungarian "
+                          "algorithm: pip install 'vaetool[metrics]'") from None  # fmt: skip
+    return categorical_accuracy(truth.codes, truth.labels, truth.categories)
+
+
+GROUND_TRUTH = tuple(n for n in METRICS.names() if not METRICS.get(n).needs_code)
+
+
 def metric_names(spec: str) -> list[str]:
-    """``--metric mig,sap`` or ``all`` -> registered names (unknown ones refused)."""
-    names = METRICS.names() if spec.strip() == "all" else [
+    """``--metric mig,sap`` or ``all`` (every ground-truth metric) -> registered names
+    (unknown ones refused)."""
+    names = list(GROUND_TRUTH) if spec.strip() == "all" else [
         s.strip() for s in spec.split(",") if s.strip()]  # fmt: skip
     if not names:
         raise ConfigError(f"--metric {spec!r}: expected names ({', '.join(METRICS.names())}) "
@@ -271,9 +304,14 @@ def metric_names(spec: str) -> list[str]:
 
 
 def compute_metrics(
-    truth: GroundTruth, names: list[str], seed: int = 0, num_train: int | None = None
+    truth: GroundTruth | None,
+    names: list[str],
+    seed: int = 0,
+    num_train: int | None = None,
+    code: CodeTruth | None = None,
 ) -> dict[str, float]:
-    """Every named metric, each from RandomState(seed) as dlib's evaluation does."""
+    """Every named metric, each from RandomState(seed) as dlib's evaluation does; ``code``
+    answers the metrics of a categorical code (``needs_code``)."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
         raise ConfigError(f"--seed {seed}: expected an integer from 0 to 2**32 - 1 (numpy's "
                           "RandomState, as disentanglement_lib)")  # fmt: skip
@@ -281,6 +319,14 @@ def compute_metrics(
     out: dict[str, float] = {}
     for name in names:
         metric = METRICS.get(name)
+        if metric.needs_code:
+            if code is None:
+                raise DataError(f"--metric {name}: needs a checkpoint with a categorical code "
+                                "(--latent-categorical K) on labelled data")  # fmt: skip
+            out.update(metric.compute(code, np.random.RandomState(seed), sizes))  # type: ignore[arg-type]
+            continue
+        if truth is None:
+            raise DataError(f"--metric {name}: needs a data set with ground-truth factors")
         if metric.needs_interventions and not truth.can_intervene:
             raise DataError(
                 f"--metric {name}: needs observations for chosen factor values, i.e. a model on "

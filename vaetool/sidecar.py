@@ -93,3 +93,54 @@ def check_sidecar_matches(record: FitRecord, sha256: str, latents: int, path: Pa
             f"{path}: q* sidecar was fitted for another file ({record.source_name}, "
             f"sha256 {record.source_sha256[:12]}…); run `vaetool mi fit` on this one"
         )
+
+
+Q_SUFFIX = ".vmi.safetensors"
+Q_FORMAT = "vaetool.vmi-q"
+
+
+@dataclass(frozen=True)
+class QRecord:
+    """What a fitted VMI network Q was trained for and how (paper 001; vaetool.vmi)."""
+
+    source_sha256: str
+    source_name: str
+    steps: int
+    batch_size: int
+    lr: float
+    seed: int
+    last_gain: float  # the last window's mean bound minus the one before, nats (≈ 0: plateau)
+
+
+def q_sidecar_path(source: str | Path) -> Path:
+    """``model.safetensors`` -> ``model.vmi.safetensors`` (the fitted Q, beside the q* one)."""
+    source = Path(source)
+    return source.with_name(source.stem + Q_SUFFIX)
+
+
+def save_q_sidecar(
+    path: str | Path, state: dict[str, torch.Tensor], curve: torch.Tensor, record: QRecord
+) -> Path:
+    """Q's weights (``q.*``) and training curve, with ``record``, written atomically."""
+    tensors = {f"q.{k}": v.detach().cpu().contiguous() for k, v in state.items()}
+    tensors["curve"] = curve.detach().to("cpu", torch.float64).contiguous()
+    meta = {"format": Q_FORMAT, "record": asdict(record)}
+    return write_atomic(path, safetensors_bytes(tensors, metadata={"vaetool": json.dumps(meta)}))
+
+
+def load_q_sidecar(path: str | Path) -> tuple[dict[str, torch.Tensor], torch.Tensor, QRecord]:
+    """(Q's state dict, curve, record) from a Q sidecar; CheckpointError if it is not one."""
+    target = Path(path)
+    try:
+        with safe_open(str(target), framework="pt", device="cpu") as handle:
+            meta: dict[str, Any] = json.loads((handle.metadata() or {}).get("vaetool", "{}"))
+            if meta.get("format") != Q_FORMAT:
+                raise ValueError("no vaetool VMI metadata")
+            state = {k[2:]: handle.get_tensor(k) for k in handle.keys() if k.startswith("q.")}  # noqa: SIM118
+            curve = handle.get_tensor("curve")
+        record = QRecord(**meta["record"])
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(
+            f"{target}: not a VMI sidecar ({err}); delete it and rank again"
+        ) from None
+    return state, curve, record

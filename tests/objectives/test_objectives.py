@@ -201,6 +201,24 @@ def test_every_objective_lowers_its_loss_and_reports_its_terms(
     assert int(objective.step) == 40
 
 
+CODED = [n for n in OBJECTIVES.names() if OBJECTIVES.get(n).supports_code]
+
+
+@pytest.mark.parametrize("name", _fast_first(CODED, "vmi"))
+def test_every_objective_with_a_code_trains_it_and_reports_its_kl(name: str, batch) -> None:
+    """A categorical code's KL is part of ``kl`` and reported alone as ``kl_code``."""
+    torch.manual_seed(11)
+    config = ModelConfig("mlp", (1, 8, 8), latents=3, hidden=32, categories=4)
+    model = build_model(config)
+    objective = build_objective(name, {}, model, TrainContext(64, 1, 3e-3, CPU))
+    for _ in range(3):
+        objective.train_step(batch)
+    terms = objective.eval_terms(batch)
+    assert "kl_code" in terms and set(terms) == set(objective.terms())
+    assert 0.0 <= float(terms["kl_code"]) <= float(terms["kl"]) + 1e-6
+    assert float(terms["kl_code"]) <= math.log(4) + 1e-6
+
+
 def test_options_that_do_not_apply_are_refused() -> None:
     from vaetool.errors import ConfigError
 

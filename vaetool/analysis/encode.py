@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from vaetool.analysis.categorical import CodeAccumulator
 from vaetool.analysis.posterior_checks import check_posterior
 from vaetool.analysis.qstar import QStarAccumulator
 from vaetool.data.feed import DeviceFeed
@@ -51,11 +52,13 @@ def encode(
     batch_size: int | None = None,
     keep: bool = True,
     accumulator: QStarAccumulator | None = None,
+    code: CodeAccumulator | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> Posterior | None:
     """Encode every image of ``feed`` in order; return the :class:`Posterior` if ``keep``.
 
-    ``accumulator`` (optional) receives each batch's (mu, logvar) for a streaming q* fit.
+    ``accumulator`` (optional) receives each batch's (mu, logvar) for a streaming q* fit;
+    ``code`` (optional) each batch's categorical-code logits (a model with a code).
     ``batch_size`` defaults to :func:`vaetool.device.inference_batch_size` for the feed's device.
     """
     if keep and feed.part[1] > 1:
@@ -67,7 +70,9 @@ def encode(
     logvars: list[Tensor] = []
     done = 0
     for x in feed.batches(batch_size):
-        mu, logvar = model.encode(x)  # (B, H) each
+        mu, logvar, logits = model.encode_all(x)  # (B, H) each, (B, K)
+        if code is not None:
+            code.update(logits)
         if accumulator is not None:
             accumulator.update(mu, logvar)
         if keep:

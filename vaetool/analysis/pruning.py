@@ -206,22 +206,35 @@ def keep_masks(order: Tensor, counts: list[int], num_factors: int) -> Tensor:
     return (position[None, :] < torch.tensor(counts)[:, None]).to(torch.float32)
 
 
+def masked_inputs(model: VAE, codes: Tensor, masks: Tensor, keep_code: bool = True) -> Tensor:
+    """Decoder inputs of every mask row at once: codes (B, H + K) at the posterior mode, masks
+    (R, H) -> (R·B, H + K) with each pruned z_h at 0 (paper 000) and a categorical code kept
+    or, when not ``keep_code``, at the uniform prior's mean 1/K (vaetool.models.slicing)."""
+    k = model.categories
+    if k:
+        code_mask = masks.new_full((masks.shape[0], k), 1.0 if keep_code else 0.0)
+        masks = torch.cat([masks, code_mask], dim=1)
+    fill = model.prior_fill(codes)  # (H + K,)
+    return (fill + masks[:, None, :] * (codes[None] - fill)).flatten(0, 1)
+
+
 @torch.no_grad()
-def reconstruction_errors(model: VAE, feed: DeviceFeed, masks: Tensor) -> tuple[Tensor, Tensor]:
+def reconstruction_errors(
+    model: VAE, feed: DeviceFeed, masks: Tensor, keep_code: bool = True
+) -> tuple[Tensor, Tensor]:
     """Per-image SSE and per-pixel MSE on [0, 1] pixels for each mask row (R,), float64.
 
-    One pass over ``feed``: encode each batch to mu (B, H), zero the pruned factors of every
-    mask at once (R, B, H), decode (R·B) images with the likelihood's mean and sum squared errors
-    (paper 000, Table 1 "mean square error" = per-image sum). Decoder batches are split so R·B
-    stays at the device's inference batch size.
+    One pass over ``feed``: encode each batch to its mode [mu, one-hot code] (B, H + K), prune
+    every mask at once (:func:`masked_inputs`), decode (R·B) images with the likelihood's mean
+    and sum squared errors (paper 000, Table 1 "mean square error" = per-image sum). Decoder
+    batches are split so R·B stays at the device's inference batch size.
     """
     masks = masks.to(feed.device)
     rows = masks.shape[0]
     sse = torch.zeros(rows, dtype=REDUCE_DTYPE, device=feed.device)
     batch = max(1, inference_batch_size(feed.device) // max(rows, 1))
     for x in feed.batches(batch):
-        mu, _ = model.encode(x)
-        z = (masks[:, None, :] * mu[None]).flatten(0, 1)  # (R·B, H)
+        z = masked_inputs(model, model.mode(x), masks, keep_code)  # (R·B, H + K)
         recon = model.decode_mean(z).view(rows, *x.shape)  # (R, B, C, H, W)
         sse += (recon - x[None]).square().flatten(2).sum(2).to(REDUCE_DTYPE).sum(1)
     per_image = sse / len(feed)
@@ -230,14 +243,15 @@ def reconstruction_errors(model: VAE, feed: DeviceFeed, masks: Tensor) -> tuple[
 
 
 @torch.no_grad()
-def reconstruction_grid(model: VAE, images: Tensor, masks: Tensor) -> Tensor:
+def reconstruction_grid(
+    model: VAE, images: Tensor, masks: Tensor, keep_code: bool = True
+) -> Tensor:
     """Paper 000, Fig. 4: (n, 1 + R, C, H, W) float in [0, 1] on the CPU.
 
     Column 0 holds the ``images`` (n, C, H, W) themselves; column 1 + r their reconstructions
     with mask row r (pruned factors set to 0), decoded with the likelihood's mean.
     """
     masks = masks.to(images.device)
-    mu, _ = model.encode(images)
-    z = (masks[:, None, :] * mu[None]).flatten(0, 1)  # (R·n, H)
+    z = masked_inputs(model, model.mode(images), masks, keep_code)  # (R·n, H + K)
     recon = model.decode_mean(z).view(masks.shape[0], *images.shape).transpose(0, 1)
     return torch.cat([images[:, None], recon], dim=1).clamp(0, 1).cpu()

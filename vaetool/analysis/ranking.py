@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from torch import Tensor
 
+from vaetool.analysis.categorical import CodeInformation
 from vaetool.analysis.encode import Posterior
 from vaetool.analysis.estimators import (
+    ALL_ESTIMATORS,
     ESTIMATORS,
+    EstimatorInputs,
     FactorEstimate,
     MixtureOptions,
     Progress,
@@ -28,6 +31,7 @@ from vaetool.analysis.indicators import (
 )
 from vaetool.analysis.qstar import QStar
 from vaetool.errors import ConfigError, VaetoolWarning
+from vaetool.vmi import VMIEstimate
 
 WARN_POINTS = 100  # fewer points than this: the estimates are said to be noisy
 
@@ -47,6 +51,7 @@ class Ranking:
     influential: Tensor
     threshold: float
     noise_corr: float = 0.0  # ρ of the model's correlated posterior noise (0: factorised)
+    code: CodeInformation | None = None  # a categorical code's information (paper 001)
 
     @property
     def primary(self) -> FactorEstimate:
@@ -79,8 +84,13 @@ class Ranking:
         return next((e for e in self.estimates if e.name == name), None)
 
 
-def check_estimators(names: Sequence[str]) -> tuple[str, ...]:
-    """Validated, de-duplicated estimator names (the first ranks); ConfigError otherwise."""
+def check_estimators(names: Sequence[str], noise_corr: float = 0.0) -> tuple[str, ...]:
+    """Validated estimator names (the first ranks); ``all`` alone is every estimator that
+    applies (upper q*, consistent mixture, lower VMI; the mixture not for correlated noise)."""
+    if tuple(names) == ("all",):
+        return tuple(
+            n for n in ALL_ESTIMATORS if not (ESTIMATORS.get(n).needs_factorised and noise_corr)
+        )
     if not names:
         raise ConfigError(f"--estimator: expected one of {', '.join(ESTIMATORS.names())}")
     if len(set(names)) != len(names):
@@ -88,7 +98,7 @@ def check_estimators(names: Sequence[str]) -> tuple[str, ...]:
     for name in names:
         if name not in ESTIMATORS:
             raise ConfigError(
-                f"--estimator {name!r}: expected one of {', '.join(ESTIMATORS.names())} "
+                f"--estimator {name!r}: expected one of {', '.join(ESTIMATORS.names())} or all "
                 "(a comma list ranks by the first and shows the others beside it)"
             )
     return tuple(names)
@@ -103,14 +113,18 @@ def rank_factors(
     mixture: MixtureOptions | None = None,
     on_progress: Progress | None = None,
     noise_corr: float = 0.0,
+    vmi: VMIEstimate | None = None,
+    code: CodeInformation | None = None,
 ) -> Ranking:
     """Rank factors by I_h from ``estimators[0]``; the others are computed beside it.
 
-    ``posterior`` (mu, logvar) is required by estimators that need it (the mixture).
-    ``noise_corr`` ρ > 0 (a correlated-noise posterior, MATH.md §10) refuses estimators that
-    need q(z|x) to factorise.
+    ``posterior`` (mu, logvar) is required by estimators that need it (the mixture), ``vmi``
+    (Q's bounds, fitted on the checkpoint's decoder) by the VMI estimator. ``noise_corr`` ρ > 0
+    (a correlated-noise posterior, MATH.md §10) refuses estimators that need q(z|x) to
+    factorise. ``code``: a categorical code's information, shown beside the factors (its VMI
+    bound is added from ``vmi``).
     """
-    names = check_estimators(estimators)
+    names = check_estimators(estimators, noise_corr)
     if qstar.n < WARN_POINTS:
         warnings.warn(
             f"I_h estimated from N = {qstar.n} points (fewer than {WARN_POINTS}): the ranking "
@@ -119,19 +133,24 @@ def rank_factors(
             stacklevel=2,
         )
     indicators = factor_indicators(qstar, influential_threshold=threshold)
-    options = mixture or MixtureOptions()
+    inputs = EstimatorInputs(indicators, posterior, mixture or MixtureOptions(), vmi, on_progress)
     estimates = []
     for name in names:
         estimator = ESTIMATORS.get(name)
         if estimator.needs_posterior and posterior is None:
             raise ConfigError(f"--estimator {name} needs the posterior (mu, logvar), not a q* fit")
+        if estimator.needs_model and vmi is None:
+            raise ConfigError(f"--estimator {name} needs a vaetool checkpoint (it samples the "
+                              "decoder), not a posterior file or arrays")  # fmt: skip
         if estimator.needs_factorised and noise_corr > 0:
             raise ConfigError(
                 f"--estimator {name}: the model's posterior has correlated noise (ρ = "
                 f"{noise_corr:g}), so q(z|x) does not factorise and its joint I(x; z) and TC "
                 "(paper 003, Theorem 2) do not apply; the per-factor q* I_h do (--estimator qstar)"
             )
-        estimates.append(estimator(indicators, posterior, options, on_progress))
+        estimates.append(estimator(inputs))
     mi = estimates[0].mi
     order, influential = stable_order(mi), mi > threshold
-    return Ranking(indicators, tuple(estimates), order, influential, threshold, noise_corr)
+    if code is not None and vmi is not None and vmi.code is not None:
+        code = replace(code, lower=vmi.code[0], lower_stderr=vmi.code[1])
+    return Ranking(indicators, tuple(estimates), order, influential, threshold, noise_corr, code)

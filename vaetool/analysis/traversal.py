@@ -64,6 +64,49 @@ class PairTraversal:
     seed_rows: tuple[int, ...] | None = None
 
 
+@dataclass(frozen=True, eq=False)
+class CodeTraversal:
+    """A categorical code's K values per seed (paper 001 Figs. 4–5): ``images`` (S, 1 + K, C, H,
+    W) float32 in [0, 1] on the CPU; column 0 is the seed image itself, column 1 + k its
+    Gaussian part (mu) decoded with the code at class k. ``usage`` (K,): how often each class is
+    the argmax on the seeds' split when known; ``mi``: the code's I(x; c) in nats when known."""
+
+    images: Tensor
+    categories: int
+    seed_rows: tuple[int, ...] | None = None
+    mi: float | None = None
+
+
+def code_latents(codes: Tensor, latents: int) -> Tensor:
+    """Decoder inputs of a code traversal: codes (S, H + K) -> (S, K, H + K) with the code part
+    of row [s, k] the one-hot e_k and the Gaussian part the seed's."""
+    S, width = codes.shape
+    k = width - latents
+    grid = codes.view(S, 1, width).expand(S, k, width).clone()
+    grid[..., latents:] = torch.eye(k, dtype=codes.dtype, device=codes.device)
+    return grid
+
+
+def code_traversal(
+    model: VAE,
+    images: Tensor,
+    *,
+    seed_rows: Sequence[int] | None = None,
+    mi: float | None = None,
+) -> CodeTraversal:
+    """Decode every class of the model's categorical code for each seed image (S, C, H, W)."""
+    if not model.categories:
+        raise ConfigError("--code: the model has no categorical code (--latent-categorical K)")
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        model.eval()
+        codes = model.mode(images.to(device))
+    decoded = decode_latents(model, code_latents(codes, model.config.latents))
+    grid = torch.cat([images.float().cpu().clamp(0, 1)[:, None], decoded], dim=1)
+    rows = None if seed_rows is None else tuple(int(r) for r in seed_rows)
+    return CodeTraversal(grid, model.categories, rows, mi)
+
+
 def traversal_values(lo: float = -3.0, hi: float = 3.0, steps: int = DEFAULT_STEPS) -> Tensor:
     """``steps`` evenly spaced values from ``lo`` to ``hi`` inclusive: (steps,) float32."""
     if not 2 <= steps <= MAX_STEPS:
@@ -128,7 +171,8 @@ def pair_latents(
 
 @torch.no_grad()
 def decode_latents(model: VAE, z: Tensor, batch_size: int | None = None) -> Tensor:
-    """z (..., H) -> the likelihood's mean images (..., C, H_img, W_img), float32 in [0, 1], CPU.
+    """Decoder inputs z (..., H + K) -> the likelihood's mean images (..., C, H_img, W_img),
+    float32 in [0, 1], CPU.
 
     Decodes on the model's device in batches of ``inference_batch_size`` (one call for a sheet
     of 20 factors × 8 seeds × 10 steps on a GPU); clamps to [0, 1] for display (a Gaussian

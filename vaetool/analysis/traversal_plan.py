@@ -47,9 +47,13 @@ class TraversalPlan:
     value_range: tuple[float, float] = DEFAULT_RANGE  # z_h from LO to HI (offsets if relative)
     steps: int = DEFAULT_STEPS  # values per traversal
     relative: bool = False  # sweep mu_h + [LO, HI] around each seed (paper 002, Fig. 3)
+    code: bool = False  # the categorical code's K classes per seed (paper 001 Figs. 4–5)
 
     def __post_init__(self) -> None:
         chosen = [self.factors != (), self.top is not None, self.min_mi is not None]
+        if self.code and (any(chosen) or self.pair is not None or self.relative):
+            raise ConfigError("--code sweeps the categorical code's classes: drop --factor, "
+                              "--top, --min-mi, --pair and --relative")  # fmt: skip
         if sum(chosen) > 1:
             raise ConfigError("--factor, --top and --min-mi choose factors differently: give one")
         if self.pair is not None and any(chosen):
@@ -74,7 +78,7 @@ class TraversalPlan:
     @property
     def by_threshold(self) -> bool:
         """True in the "all factors above a threshold" mode (the default, or --min-mi)."""
-        return self.pair is None and not self.factors and self.top is None
+        return self.pair is None and not self.factors and self.top is None and not self.code
 
     def values(self) -> Tensor:
         """The swept values (or offsets when relative): (steps,) float32."""
@@ -117,13 +121,14 @@ def traverse_plan(
     mi: Tensor | None = None,
     seed_rows: Sequence[int] | None = None,
 ) -> FactorTraversal | PairTraversal:
-    """Select factors by ``mi`` (H,) nats and decode the grid around ``seed_mu`` (S, H).
+    """Select factors by ``mi`` (H,) nats and decode the grid around ``seed_mu`` (S, H + K),
+    the seeds' decoder inputs at the posterior mode (a categorical code stays at its class).
 
     ``mi`` is required unless the plan names its factors (``factors`` or ``pair``); it also
     labels the blocks. Returns a :class:`PairTraversal` for ``pair``, else a
     :class:`FactorTraversal` with blocks ordered by I_h.
     """
-    plan.check_latents(seed_mu.shape[1])
+    plan.check_latents(model.config.latents)
     options = {"relative": plan.relative, "mi": mi, "seed_rows": seed_rows}
     if plan.pair is not None:
         return pair_traversal(model, seed_mu, *plan.pair, plan.values(), **options)

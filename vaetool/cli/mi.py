@@ -74,7 +74,11 @@ def rank(
     samples: SamplesOpt = None,
     variant: VariantOpt = "zero_mean",
     estimator: Annotated[
-        str, typer.Option(help="qstar (paper), mixture, or a list: the first ranks.")
+        str,
+        typer.Option(
+            help="qstar (paper 000, upper), mixture (consistent), vmi (paper 001, lower), a "
+            "list (the first ranks), or all: [lower, consistent, upper] per factor."
+        ),
     ] = "qstar",
     threshold: Annotated[float, typer.Option(help="Influential if I_h > this (nats).")] = 0.5,
     mc_samples: Annotated[int, typer.Option(help="Mixture: samples per point.")] = 1,
@@ -84,7 +88,15 @@ def rank(
             help="Mixture: evaluation points.", show_default="min(N, 10000), within ~2 min"
         ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Mixture: Monte Carlo seed.")] = 0,
+    seed: Annotated[int, typer.Option(help="Mixture and VMI: Monte Carlo seed.")] = 0,
+    vmi_steps: Annotated[int, typer.Option(help="VMI: Adam steps fitting Q.")] = 3000,
+    vmi_samples: Annotated[int, typer.Option(help="VMI: fresh pairs of the bound.")] = 10_000,
+    vmi_subset: Annotated[
+        str | None, typer.Option(help="VMI: also bound I(z_S; x) for factors S, e.g. 0,1.")
+    ] = None,
+    vmi_refit: Annotated[
+        bool, typer.Option("--vmi-refit", help="VMI: fit Q again, ignoring its sidecar.")
+    ] = False,
     qstar: Annotated[Path | None, typer.Option(help="Use this q* sidecar (must match).")] = None,
     bits: Annotated[bool, typer.Option("--bits", help="Also show I_h in bits.")] = False,
     rows: Annotated[
@@ -105,6 +117,7 @@ def rank(
     Example: vaetool mi rank runs/mnist/model.safetensors --estimator qstar,mixture
     """
     from vaetool.analysis.estimators import MixtureOptions
+    from vaetool.vmi import VMIOptions
     from vaetool.workflows import Points, RankRequest, rank
 
     check_format(fmt)
@@ -123,6 +136,9 @@ def rank(
         MixtureOptions(mc_samples, mc_points, seed),
         qstar,
         device,
+        VMIOptions(steps=vmi_steps, eval_samples=vmi_samples, seed=seed),
+        vmi_refit,
+        _subset(vmi_subset),
     )
     with _console.stages() as progress:
         result = rank(request, progress)
@@ -132,6 +148,16 @@ def rank(
         pulse_plot(result.ranking, plot, variance=pulse_variance)
         _console.note(f"wrote {plot}")
     emit_ranking(result, fmt, output, bits=bits, rows=rows)
+
+
+def _subset(text: str | None) -> tuple[int, ...]:
+    if text is None:
+        return ()
+    try:
+        return tuple(int(item) for item in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: expected factor indices, e.g. 0,1",
+                                 param_hint="--vmi-subset") from None  # fmt: skip
 
 
 def emit_ranking(

@@ -53,6 +53,10 @@ def prune(
     plot: Annotated[Path | None, typer.Option(help="Fig. 4: reconstructions per row (PNG).")] = (
         None
     ),
+    drop_code: Annotated[
+        bool,
+        typer.Option("--drop-code", help="Prune the categorical code too (decoded at 1/K)."),
+    ] = False,
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
     device: DeviceOpt = "auto",
@@ -68,6 +72,7 @@ def prune(
     request = PruneRequest(
         checkpoint, top, task, rank_by, compare, refit=refit, repeats=repeats, seed=seed,
         points=Points(data, split, samples), save=save, plot=plot, force=force, device=device,
+        drop_code=drop_code,
     )  # fmt: skip
     with _console.stages() as progress:
         result = prune(request, progress)

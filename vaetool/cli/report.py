@@ -42,6 +42,10 @@ def report(
         str,
         typer.Option(help="Study: line (mean ± sd over seeds), violin, or scatter (runs)."),
     ] = "line",
+    vmi: Annotated[
+        bool,
+        typer.Option("--vmi", help="Also paper 001's lower bound (fits Q) and the bracket figure."),
+    ] = False,
     device: DeviceOpt = "auto",
     force: ForceOpt = False,
 ) -> None:
@@ -60,5 +64,5 @@ def report(
         _console.result_line(str(build_study_report(request)))
         return
     with _console.stages(log_when_piped=True) as progress:
-        page = build_report(ReportRequest(checkpoint, out, force, device), progress)
+        page = build_report(ReportRequest(checkpoint, out, force, device, vmi), progress)
     _console.result_line(str(page))

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 DATA_HELP = "[data] Dataset: mnist5k, idx:DIR, npz:FILE, folder:DIR, dsprites, dsprites:FILE."
 OBJECTIVE_HELP = (
-    "[objective] beta_vae, annealed_vae, beta_tcvae, factor_vae, dip_vae_i or dip_vae_ii."
+    "[objective] beta_vae, annealed_vae, beta_tcvae, factor_vae, dip_vae_i, dip_vae_ii or "
+    "vmi (ELBO + λ·VMI, paper 001)."
 )
 ThreadsOpt = Annotated[
     int | None,
@@ -74,6 +75,21 @@ def train(
     noise_corr: Annotated[
         float | None, _opt("[model] ρ of correlated reparameterisation noise (paper 003 eq. 13).")
     ] = None,
+    latent_categorical: Annotated[
+        int | None,
+        typer.Option(
+            "--latent-categorical",
+            help="[model] K: add a K-way categorical code beside the Gaussian factors (paper 001).",
+            show_default="none",
+        ),
+    ] = None,
+    temperature: Annotated[
+        float | None,
+        _opt("[model] Gumbel-softmax τ of the code (τ₀ when annealed).", show_default="0.67"),
+    ] = None,
+    temperature_rate: Annotated[
+        float | None, _opt("[model] r > 0 anneals τ_t = max(0.5, τ₀·exp(−r·t)) over steps t.")
+    ] = None,
     # objective
     objective: Annotated[str | None, _opt(OBJECTIVE_HELP, show_default="beta_vae")] = None,
     beta: Annotated[
@@ -90,6 +106,23 @@ def train(
     tc_estimator: Annotated[str | None, _opt("[objective] mws or mss (beta_tcvae).")] = None,
     lambda_od: Annotated[float | None, _opt("[objective] λ_od (dip_vae_i, dip_vae_ii).")] = None,
     lambda_d: Annotated[float | None, _opt("[objective] λ_d (dip_vae_i, dip_vae_ii).")] = None,
+    vmi_lambda: Annotated[float | None, _opt("[objective] λ of the VMI term (vmi).")] = None,
+    vmi_factors: Annotated[
+        str | None,
+        _opt(
+            "[objective] vmi: c (the categorical code) or factors 0,1.",
+            show_default="c if the model has a code, else 0,1",
+        ),
+    ] = None,
+    vmi_q_lr: Annotated[float | None, _opt("[objective] vmi: Adam rate of Q.")] = None,
+    vmi_entropy: Annotated[
+        str | None,
+        _opt(
+            "[objective] vmi on the code: H = prior (log K, paper 001) or batch (H of the "
+            "batch's mean code).",
+            show_default="prior",
+        ),
+    ] = None,
     # optimisation
     epochs: Annotated[
         int | None, _opt("[optimisation] Passes over the training split.", show_default="20")

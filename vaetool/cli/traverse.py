@@ -27,6 +27,10 @@ def traverse(
     pair: Annotated[
         tuple[int, int] | None, typer.Option(help="A 2-D grid over two factors F1 F2.")
     ] = None,
+    code: Annotated[
+        bool,
+        typer.Option("--code", help="The categorical code's K classes per seed (paper 001)."),
+    ] = False,
     seeds: Annotated[
         int | None, typer.Option(help="The first N test images as seeds.", show_default="8")
     ] = None,
@@ -54,7 +58,7 @@ def traverse(
         Path | None,
         typer.Option(
             help="Output PNG.",
-            show_default="<stem>.traverse.png or <stem>.pair-F1-F2.png beside CKPT",
+            show_default="<stem>.traverse.png, .pair-F1-F2.png or .code.png beside CKPT",
         ),
     ] = None,
     force: ForceOpt = False,
@@ -77,6 +81,7 @@ def traverse(
         value_range=value_range,
         steps=steps,
         relative=relative,
+        code=code,
     )
     request = TraverseRequest(checkpoint, plan, out, gif, scale, force, device)
     with _console.stages() as progress:

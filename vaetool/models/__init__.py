@@ -54,9 +54,13 @@ _DEFAULT_LR = {"conv28": 1e-3, "conv32": 1e-4, "conv64": 1e-4, "mlp": 1e-3}
 def _conv(name: str) -> Architecture:
     channels = _CONV_CHANNELS[name]
     return Architecture(
-        paper_encoder=lambda cfg: ConvEncoder(cfg.image_shape, channels, cfg.hidden, cfg.latents),
+        paper_encoder=lambda cfg: ConvEncoder(
+            cfg.image_shape, channels, cfg.hidden, cfg.latents, cfg.categories
+        ),
         trunk=lambda cfg: conv_trunk(cfg.image_shape, channels),
-        decoder=lambda cfg: ConvDecoder(cfg.image_shape, channels, cfg.hidden, cfg.latents),
+        decoder=lambda cfg: ConvDecoder(
+            cfg.image_shape, channels, cfg.hidden, cfg.latents + cfg.categories
+        ),
     )
 
 
@@ -65,9 +69,11 @@ for _name in _CONV_CHANNELS:
 
 ARCHITECTURES.register("mlp")(
     Architecture(
-        paper_encoder=lambda cfg: MLPEncoder(cfg.image_shape, cfg.hidden, cfg.latents),
+        paper_encoder=lambda cfg: MLPEncoder(
+            cfg.image_shape, cfg.hidden, cfg.latents, cfg.categories
+        ),
         trunk=lambda cfg: mlp_trunk(cfg.image_shape),
-        decoder=lambda cfg: MLPDecoder(cfg.image_shape, cfg.hidden, cfg.latents),
+        decoder=lambda cfg: MLPDecoder(cfg.image_shape, cfg.hidden, cfg.latents + cfg.categories),
     )
 )
 

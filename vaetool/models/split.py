@@ -53,13 +53,18 @@ class SplitHeads(nn.Module):
 
 
 class SplitEncoder(nn.Module):
-    """Shared ``trunk`` (its output has ``features`` numbers), then :class:`SplitHeads`."""
+    """Shared ``trunk`` (its output has ``features`` numbers), then :class:`SplitHeads`; a
+    categorical code's K logits come from one linear layer on the shared features."""
 
     def __init__(self, trunk: nn.Module, features: int, config: ModelConfig) -> None:
         super().__init__()
         self.features = trunk
         self.split = SplitHeads(features, config.latents, config.split_width, config.split_depth)
+        self.code = nn.Linear(features, config.categories) if config.categories else None
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """x (B, C, H, W) -> mu, logvar each (B, latents)."""
-        return self.split(self.features(x))
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """x (B, C, H, W) -> mu, logvar each (B, latents), code logits (B, categories)."""
+        f = self.features(x)
+        mu, logvar = self.split(f)
+        logits = self.code(f) if self.code is not None else f.new_zeros(f.shape[0], 0)
+        return mu, logvar, logits

@@ -15,6 +15,7 @@ from vaetool.objectives.beta_vae import BetaVAE
 from vaetool.objectives.dip import DIPVAEI, DIPVAEII
 from vaetool.objectives.factor_vae import FactorVAE
 from vaetool.objectives.tcvae import BetaTCVAE
+from vaetool.objectives.vmi import VMIRegularised
 from vaetool.registry import Registry
 
 OBJECTIVES: Registry[type[Objective]] = Registry("objective", "--objective")
@@ -24,6 +25,7 @@ OBJECTIVES.register("beta_tcvae")(BetaTCVAE)
 OBJECTIVES.register("factor_vae")(FactorVAE)
 OBJECTIVES.register("dip_vae_i")(DIPVAEI)
 OBJECTIVES.register("dip_vae_ii")(DIPVAEII)
+OBJECTIVES.register("vmi")(VMIRegularised)
 
 
 def resolve_options(name: str, raw: dict[str, Any]) -> dict[str, Any]:

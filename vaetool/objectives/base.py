@@ -48,6 +48,11 @@ class Objective(nn.Module):
 
     Options: ClassVar[type]
     extra_terms: ClassVar[tuple[str, ...]] = ()
+    # whether the objective's loss covers a categorical code's KL (paper 001 §4.2): one that
+    # decomposes the Gaussian KL alone (β-TCVAE) does not
+    supports_code: ClassVar[bool] = True
+    # whether K models of it can train as one stack (vaetool.ensemble: one forward per step)
+    stackable: ClassVar[bool] = True
 
     def __init__(self, model: VAE, options: Any, context: TrainContext) -> None:
         super().__init__()
@@ -63,6 +68,11 @@ class Objective(nn.Module):
         needs it), else None."""
         return None
 
+    @classmethod
+    def check_model(cls, options: dict[str, Any], config: Any) -> None:
+        """Refuse, before anything is built, options that do not fit the model ``config`` (a
+        ModelConfig): e.g. a regularised factor the model does not have."""
+
     @property
     def vae(self) -> VAE:
         return self.model[0]
@@ -70,7 +80,8 @@ class Objective(nn.Module):
     def terms(self) -> tuple[str, ...]:
         """The names :meth:`train_step` and :meth:`eval_terms` return, in display order: the
         objective's, then the likelihood's learned noise values (history.csv columns)."""
-        return COMMON_TERMS + self.extra_terms + self.vae.likelihood.noise_names
+        code = ("kl_code",) if self.vae.code is not None else ()
+        return COMMON_TERMS + self.extra_terms + code + self.vae.likelihood.noise_names
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """Every optimiser by name (saved and restored by resumable runs)."""
@@ -84,6 +95,8 @@ class Objective(nn.Module):
         """:meth:`losses` and the likelihood's current noise values (not differentiated)."""
         terms = self.losses(x)
         terms.update({k: v.detach() for k, v in self.vae.likelihood.noise().items()})
+        if self.vae.code is not None:
+            terms["kl_code"] = self._kl_code.detach()
         return terms
 
     def step_losses(self, terms: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -108,8 +121,14 @@ class Objective(nn.Module):
     def forward_terms(self, x: Tensor) -> tuple[Any, Tensor, Tensor]:
         """(VAE output, recon (B,), kl (B,)): the pieces most objectives share (MATH.md §9).
 
-        In training, a likelihood that fits its noise from the batch (σ̂², EM; MATH.md §11)
+        ``kl`` is the whole KL(q(z, c|x) ‖ p(z)U_K) = KL_z + KL(q(c|x) ‖ U_K) when the model has
+        a categorical code (paper 001 eq. 10); the code's part, batch-averaged, is reported as
+        the term ``kl_code``. In training, an annealed code temperature is set from the step
+        counter, and a likelihood that fits its noise from the batch (σ̂², EM; MATH.md §11)
         does so here, before the recon term is scored and the networks step."""
+        code = self.vae.code
+        if code is not None and self.training:
+            code.set_step(self.step)
         out = self.vae(x)
         likelihood = self.vae.likelihood
         if self.training and likelihood.fits_noise:
@@ -117,6 +136,10 @@ class Objective(nn.Module):
                 likelihood.fit_noise(out.params.detach().float(), x)
         recon = self.vae.likelihood.nll(out.params, x)
         kl = self.vae.latent.kl(out.mu, out.logvar)
+        if code is not None:
+            kl_code = code.kl(out.logits)
+            self._kl_code = kl_code.mean()
+            kl = kl + kl_code
         return out, recon, kl
 
 

@@ -95,6 +95,7 @@ def standard_normal_log_density(z: Tensor) -> Tensor:
 class BetaTCVAE(Objective):
     Options = TCVAEOptions
     extra_terms = ("mi", "tc", "dwkl")
+    supports_code = False  # its loss decomposes the Gaussian KL only
 
     def losses(self, x: Tensor) -> dict[str, Tensor]:
         out, recon, kl = self.forward_terms(x)

@@ -143,10 +143,11 @@ def factor_information_png(truth: Any) -> bytes:
 
 
 def history_png(path: Path, noise: tuple[str, ...]) -> bytes | None:
-    """Training per epoch from a run's history.csv: train and validation ELBO, and the
-    likelihood's learned noise values ``noise`` (their ``val_`` columns, log scale) when it
-    learns any (paper 002's σ², mixture weights and variances). PNG bytes; None when the file
-    is absent (a checkpoint moved out of its run folder) or lacks those columns."""
+    """Training per epoch from a run's history.csv: train and validation ELBO; the likelihood's
+    learned noise values ``noise`` (their ``val_`` columns, log scale) when it learns any (paper
+    002's σ², mixture weights and variances); a categorical code's KL (its upper bound on I(x;
+    c)) and the VMI term (paper 001 Figs. 7–8) when the run has them. PNG bytes; None when the
+    file is absent (a checkpoint moved out of its run folder) or lacks those columns."""
     import pandas as pd
 
     try:
@@ -156,7 +157,8 @@ def history_png(path: Path, noise: tuple[str, ...]) -> bytes | None:
     needed = {"epoch", "train_elbo", "val_elbo", *(f"val_{n}" for n in noise)}
     if not needed <= set(history.columns) or not len(history):
         return None
-    panels = 2 if noise else 1
+    information = [c for c in ("val_kl_code", "val_mi_vmi") if c in history.columns]
+    panels = 1 + bool(noise) + bool(information)
     figure = Figure(figsize=(4.2 * panels, 3.0), dpi=110)
     epochs = history["epoch"].to_numpy()
     elbo = figure.add_subplot(1, panels, 1)
@@ -174,7 +176,58 @@ def history_png(path: Path, noise: tuple[str, ...]) -> bytes | None:
         axes.set_xlabel("epoch")
         axes.set_ylabel("learned noise (end of epoch)")
         axes.legend(fontsize="small")
+    if information:
+        axes = figure.add_subplot(1, panels, panels)
+        labels = {"val_kl_code": "KL(q(c|x) ‖ U_K): upper", "val_mi_vmi": "VMI term H + E log Q"}
+        for column in information:
+            axes.plot(epochs, history[column], marker=".", label=labels[column])
+        axes.set_xlabel("epoch")
+        axes.set_ylabel("validation [nats]")
+        axes.legend(fontsize="small")
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def bracket_png(ranking: Ranking) -> bytes:
+    """Per factor (most informative first), the information bracket: the VMI lower bound
+    (paper 001) with ± 2 s.e., the mixture's consistent estimate, the q* upper bound (paper
+    000); a categorical code, when the model has one, as the last column "c" with its cap
+    log K (MATH.md §1, §3, §12)."""
+    estimates = {e.name: e for e in ranking.estimates}
+    order = ranking.order.numpy()
+    labels = [str(h) for h in order]
+    columns = {name: e.mi.numpy()[order] for name, e in estimates.items()}
+    errors = {name: (e.mi_stderr.numpy()[order] if e.mi_stderr is not None else None)
+              for name, e in estimates.items()}  # fmt: skip
+    code = ranking.code
+    if code is not None:
+        labels.append("c")
+        for name in columns:
+            value = code.lower if name == "vmi" else code.mi
+            columns[name] = np.append(columns[name], np.nan if value is None else value)
+            if errors[name] is not None:
+                se = code.lower_stderr if name == "vmi" else 0.0
+                errors[name] = np.append(errors[name], np.nan if se is None else se)
+    x = np.arange(len(labels))
+    fig = Figure(figsize=(min(2.0 + 0.32 * len(labels), 16.0), 3.6), layout="constrained")
+    axes = fig.add_subplot()
+    if "vmi" in columns and "qstar" in columns:
+        axes.vlines(x, columns["vmi"], columns["qstar"], color="0.75", lw=5, label="bracket")
+    styles = {"vmi": ("^", "tab:blue", "lower (VMI)"), "mixture": ("o", "black", "consistent "
+              "(mixture)"), "qstar": ("v", "tab:red", "upper (q*)")}  # fmt: skip
+    for name, (marker, color, label) in styles.items():
+        if name in columns:
+            axes.errorbar(x, columns[name], yerr=None if errors[name] is None else 2 * errors[name],
+                          fmt=marker, color=color, ms=5, capsize=2, label=label)  # fmt: skip
+    if code is not None:
+        axes.hlines(code.cap, x[-1] - 0.4, x[-1] + 0.4, color="tab:green", label="log K")
+    axes.set_xticks(x, labels, fontsize=7)
+    axes.set_xlabel("factor (most informative first)")
+    axes.set_ylabel("I [nats]")
+    axes.axhline(0.0, color="0.6", lw=0.6)
+    axes.legend(fontsize=7, loc="best")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=MAX_DPI)
     return buffer.getvalue()

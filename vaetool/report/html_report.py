@@ -30,6 +30,7 @@ def report_page(
     tables: list[ReconstructionTable | ClassificationTable],
     truth: Any = None,
     history: bool = False,
+    extras: tuple[str, ...] = (),
 ) -> str:
     """The whole page as HTML: summary (labelled), flags, ranking, prune tables, traversals,
     (a data set with true factors) the codes against the factors, and (``history``: the run's
@@ -46,11 +47,34 @@ def report_page(
         shown,
         tuple(_sections(ranking, tables))
         + tuple(_truth_sections(truth))
+        + tuple(_EXTRA_SECTIONS[name] for name in extras)
         + ((_HISTORY_SECTION,) if history else ()),
         warnings=tuple(warnings),
     )
     return render_page(page)
 
+
+_EXTRA_SECTIONS = {
+    "bracket": Section(
+        "Information bracket per factor",
+        "Each factor's information between paper 001's variational lower bound (VMI, ▲, ± 2 "
+        "s.e.; a Q network fitted on the decoder's own samples) and paper 000's q* upper bound "
+        "(▼), with the consistent mixture estimate (●) between them. The lower bound is of the "
+        "decoder's joint p(z)p(x|z), the others of the encoder's q(z|x)p(x): where the two "
+        "joints disagree the bracket can cross (MATH.md §12). A categorical code is the column "
+        "c, with its cap log K.",
+        image="bracket.png",
+        image_alt="information bracket per factor",
+    ),
+    "code": Section(
+        "Categorical code",
+        "Paper 001 Figs. 4–5: each row a test image (first column), then its Gaussian part "
+        "decoded with each of the code's K classes. A code that carries information changes "
+        "the digit class across a row; one the decoder ignores repeats the image.",
+        image="code.png",
+        image_alt="categorical code traversal",
+    ),
+}
 
 _HISTORY_SECTION = Section(
     "Training",

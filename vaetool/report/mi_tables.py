@@ -24,6 +24,11 @@ TABLE_HEADERS = {
     "mi_bits": "I_h [bits]",
     "mi_stderr": "± s.e.",
     "mi_near_cap": "near log N",
+    "mi_qstar": "I_h ≤ (q*)",
+    "mi_mixture": "I_h (mixture)",
+    "mi_mixture_stderr": "± s.e. (mixture)",
+    "mi_vmi": "I_h ≥ (vmi)",
+    "mi_vmi_stderr": "± s.e. (vmi)",
     "share_pct": "share %",
     "cumulative_pct": "cum. %",
     "kl_prior": "KLprior",
@@ -60,7 +65,20 @@ SUMMARY_LABELS = {
     "mixture_tc_stderr": "mixture: TC s.e. [nats]",
     "mixture_eval_points": "mixture: evaluation points M'",
     "mixture_samples": "mixture: samples per point S",
+    "vmi_joint": "VMI: I(z; x) ≥ [nats] (paper 001, factorised Q)",
+    "vmi_joint_stderr": "VMI: I(z; x) bound s.e. [nats]",
+    "vmi_subset_mi": "VMI: I(z_S; x) ≥ [nats] for S = --vmi-subset",
+    "vmi_subset_stderr": "VMI: I(z_S; x) bound s.e. [nats]",
+    "vmi_pairs": "VMI: fresh (z, x) pairs",
+    "bracket_crossings": "factors whose lower bound exceeds an upper one (> 3 s.e.)",
+    "code_categories": "categorical code: K classes",
+    "code_mi": "code: I(x; c) = H(π̄) − E H(π) [nats] (exact on these points)",
+    "code_kl_prior": "code: E KL(q(c|x) ‖ U_K) [nats] (training KL, ≥ I(x; c))",
+    "code_vmi": "code: I(c; x) ≥ [nats] (VMI, paper 001)",
+    "code_vmi_stderr": "code: VMI bound s.e. [nats]",
+    "code_cap": "code: log K [nats] (the most a K-class code carries)",
 }
+BRACKET_SE = 3.0  # a lower bound above an upper one by more than this many s.e. is a crossing
 
 
 def ranking_frame(ranking: Ranking, bits: bool = False) -> pd.DataFrame:
@@ -93,7 +111,42 @@ def ranking_frame(ranking: Ranking, bits: bool = False) -> pd.DataFrame:
     columns["influential"] = ranking.influential[order].tolist()
     columns["active"] = ind.active.cpu()[order].tolist()
     columns["normal_variance"] = ind.normal.cpu()[order].tolist()
-    return pd.DataFrame(columns)
+    frame = pd.DataFrame(columns)
+    return frame if ranking.code is None else _with_code_row(frame, ranking)
+
+
+def _code_value(ranking: Ranking, name: str) -> tuple[float, float]:
+    """(I, s.e.) of the categorical code for estimator ``name`` (NaN where it has none)."""
+    code = ranking.code
+    assert code is not None
+    if name == "vmi":
+        lower = code.lower if code.lower is not None else math.nan
+        return lower, code.lower_stderr if code.lower_stderr is not None else math.nan
+    return code.mi, 0.0  # exact on these points: q* and the mixture agree (MATH.md §12)
+
+
+def _with_code_row(frame: pd.DataFrame, ranking: Ranking) -> pd.DataFrame:
+    """The code as one more row, ``factor`` = "c", placed by the ranking estimator's value;
+    the Gaussian-only columns (variances, shares) are empty for it."""
+    code = ranking.code
+    assert code is not None
+    mi, stderr = _code_value(ranking, ranking.estimator)
+    row: dict[str, Any] = {column: math.nan for column in frame.columns}
+    row.update(factor="c", mi=mi, kl_prior=code.kl_prior, kl_agg=code.kl_prior - mi)
+    row.update(influential=bool(mi > ranking.threshold), active=None, normal_variance=None)
+    if "mi_bits" in frame:
+        row["mi_bits"] = mi / NATS_PER_BIT
+    if "mi_stderr" in frame:
+        row["mi_stderr"] = stderr
+    for other in ranking.estimates[1:]:
+        value, other_se = _code_value(ranking, other.name)
+        row[f"mi_{other.name}"] = value
+        if f"mi_{other.name}_stderr" in frame:
+            row[f"mi_{other.name}_stderr"] = other_se
+    position = int((frame["mi"] > mi).sum()) if not math.isnan(mi) else len(frame)
+    out = pd.concat([frame.iloc[:position], pd.DataFrame([row]), frame.iloc[position:]])
+    out["rank"] = range(1, len(out) + 1)
+    return out.astype({"factor": object}).reset_index(drop=True)
 
 
 def _add(columns: dict[str, Any], name: str, values: torch.Tensor | None, order: Any) -> None:
@@ -113,6 +166,7 @@ def ranking_summary(ranking: Ranking, **context: Any) -> dict[str, Any]:
         sum_mi=ranking.sum_mi,
         sum_mi_bits=ranking.sum_mi / NATS_PER_BIT,
         sum_mi_is=_SUM_MI_MEANING[ranking.primary.bound],
+        sum_mi_bound=ranking.primary.bound,
         total_rate=ind.total_rate,
         kl_qstar_factorised=ind.kl_qstar_sum,
         n_influential=int(ranking.influential.sum()),
@@ -128,14 +182,51 @@ def ranking_summary(ranking: Ranking, **context: Any) -> dict[str, Any]:
     mixture = ranking.estimate("mixture")
     if mixture is not None and mixture.mixture is not None:
         summary.update(_mixture_summary(ranking, mixture.mi, mixture.mixture))
+    vmi = ranking.estimate("vmi")
+    if vmi is not None and vmi.vmi is not None:
+        joint, joint_se = vmi.vmi.joint
+        summary.update(vmi_joint=joint, vmi_joint_stderr=joint_se, vmi_pairs=vmi.vmi.n)
+        summary.update(bracket_crossings=bracket_crossings(ranking))
+    if ranking.code is not None:
+        summary.update(_code_summary(ranking))
     return summary
+
+
+def bracket_crossings(ranking: Ranking) -> int:
+    """Factors whose VMI lower bound exceeds the q* upper bound or the mixture estimate by more
+    than BRACKET_SE standard errors (MATH.md §12: the two bound different joints, so a crossing
+    says the generative and encoder joints disagree, not that a number is wrong)."""
+    vmi = ranking.estimate("vmi")
+    if vmi is None or vmi.mi_stderr is None:
+        return 0
+    lower = vmi.mi - BRACKET_SE * vmi.mi_stderr
+    crossed = torch.zeros_like(lower, dtype=torch.bool)
+    for other in ranking.estimates:
+        if other.name != "vmi":
+            slack = 0.0 if other.mi_stderr is None else BRACKET_SE * other.mi_stderr
+            crossed |= lower > other.mi + slack
+    return int(crossed.sum())
+
+
+def _code_summary(ranking: Ranking) -> dict[str, Any]:
+    code = ranking.code
+    assert code is not None
+    out: dict[str, Any] = {"code_categories": code.categories, "code_mi": code.mi,
+                           "code_kl_prior": code.kl_prior, "code_cap": code.cap}  # fmt: skip
+    if code.lower is not None:
+        out.update(code_vmi=code.lower, code_vmi_stderr=code.lower_stderr)
+    return out
 
 
 _SUM_MI_MEANING = {
     "upper": "an upper bound on I(x; z): each q* I_h bounds I(x; z_h) from above (paper 000, "
     "Cor. 1) and Σ_h I(x; z_h) − I(x; z) = TC(z) ≥ 0",
     "consistent": "Σ_h I(x; z_h) estimated consistently; at least I(x; z) since TC(z) ≥ 0",
+    "lower": "a lower bound on I(z; x) of the decoder's joint p(z)p(x|z): each VMI I_h bounds "
+    "I(z_h; x) from below and, the prior's z_h being independent, Σ_h I(z_h; x) ≤ I(z; x) "
+    "(paper 001; MATH.md §12)",
 }
+SUM_MI_LOWER_LABEL = "Σ_h I_h [nats] (VMI: ≤ I(z; x) of the decoder's joint, a lower bound)"
 
 
 def _correlated_summary(ranking: Ranking) -> dict[str, Any]:
@@ -190,6 +281,8 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, Any]]:
         }
     rows: list[tuple[str, Any]] = []
     for key, label in SUMMARY_LABELS.items():
+        if key == "sum_mi" and summary.get("sum_mi_bound") == "lower":
+            label = SUM_MI_LOWER_LABEL
         if key in summary:
             value = summary[key]
             rows.append((label, f"{value:.6g} ({flags[key]})" if key in flags else value))
@@ -216,6 +309,12 @@ def summary_warnings(summary: dict[str, Any]) -> list[str]:
         lines.append(
             f"{summary['mixture_factors_near_cap']} factor(s) have a mixture I_h ≥ "
             f"{CAP_WARN_RATIO} log N (column near log N): understated"
+        )
+    if summary.get("bracket_crossings"):
+        lines.append(
+            f"{summary['bracket_crossings']} factor(s) have a VMI lower bound above an upper or "
+            "consistent estimate: the bounds are of the decoder's joint p(z)p(x|z) and the "
+            "encoder's q(z|x)p(x), which then disagree (MATH.md §12)"
         )
     if summary.get("mixture_shrunk"):
         lines.append(

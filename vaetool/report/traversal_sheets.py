@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from vaetool.analysis.ranking import Ranking
-from vaetool.analysis.traversal import FactorTraversal, PairTraversal
+from vaetool.analysis.traversal import CodeTraversal, FactorTraversal, PairTraversal
 from vaetool.report.figures import pulse_png
 from vaetool.report.images import (
     BLOCK_GAP_PX,
@@ -109,6 +109,23 @@ def pair_sheet(
         f"rows: {factor_label(f1, mi1)[0]}; columns: {factor_label(f2, mi2)[0]}; z over {sweep}",
         f"rows f{f1}, columns f{f2}, z over {sweep}",
         f"f{f1} x f{f2}",
+    ]
+    return tile([label_strip(caption, body.shape[1], C), body], columns=1)
+
+
+def code_sheet(traversal: CodeTraversal, scale: int | None = None) -> np.ndarray:
+    """Paper 001 Figs. 4–5: one row per seed — the seed image, then its Gaussian part decoded
+    with each of the K classes of the code — captioned: uint8."""
+    S, columns, C, h, w = traversal.images.shape
+    scale = scale or default_scale(h, w)
+    rows = traversal.seed_rows or tuple(range(S))
+    body = labelled_block(traversal.images.numpy(), [f"seeds: {_seed_text(rows, S)}", "seeds"],
+                          scale)  # fmt: skip
+    mi = "" if traversal.mi is None else f"; I(x; c) = {traversal.mi:.3g} nats"
+    caption = [
+        f"rows: seeds (first column: the image); columns: code class 1..{columns - 1}{mi}",
+        f"columns: code class 1..{columns - 1}",
+        "code classes",
     ]
     return tile([label_strip(caption, body.shape[1], C), body], columns=1)
 

@@ -20,9 +20,10 @@ from vaetool.analysis.encode import encode
 from vaetool.data import ImageData, factor_classes
 from vaetool.data.feed import DeviceFeed
 from vaetool.data.npz import open_npz, read_array
+from vaetool.device import inference_batch_size
 from vaetool.errors import DataError
-from vaetool.metrics import compute_metrics, metric_names
-from vaetool.workflows.source import open_source
+from vaetool.metrics import METRICS, CodeTruth, compute_metrics, metric_names
+from vaetool.workflows.source import Points, Source, open_source
 
 CODES_WHAT = "stored codes: an .npz or .safetensors with 'mu' (N, H) and 'factors' (N, K) ints"
 
@@ -142,9 +143,34 @@ def compute(request: MetricsRequest) -> MetricsResult:
     model, info = source.checkpoint("metrics")
     # the metrics sample the factor space: the whole data set, not the sample it trained on
     data = source.data(request.data or info.data.spec)
-    truth = ModelTruth(model, data, source.device)
-    values = compute_metrics(truth, names, request.seed, request.samples)
+    if request.metrics.strip() == "all" and model.categories:  # all: every metric that applies
+        names = [*(names if factor_classes(data) is not None else []), "categorical_accuracy"]
+    ground = [n for n in names if not METRICS.get(n).needs_code]
+    truth = ModelTruth(model, data, source.device) if ground else None
+    code = code_truth(source, request.data) if len(ground) < len(names) else None
+    values = compute_metrics(truth, names, request.seed, request.samples, code)
     return MetricsResult(path, data.spec, values, names, len(data))
+
+
+def code_truth(source: Source, spec: str | None) -> CodeTruth:
+    """The code's classes argmax_k π_k(x) on the checkpoint's test split (up to 10 000 images,
+    paper 001 §5.2's MNIST test set) with their labels."""
+    model, _ = source.checkpoint("categorical_accuracy")
+    if not model.categories:
+        raise DataError(f"--metric categorical_accuracy: {source.path.name} has no categorical "
+                        "code (train with --latent-categorical K)")  # fmt: skip
+    points = Points(data=spec, split="test")
+    data = source.data(spec)
+    if data.labels is None:
+        raise DataError(f"--metric categorical_accuracy: {data.spec} has no labels")
+    rows = source.rows(points)
+    feed = source.feed(points)
+    codes = []
+    with torch.no_grad():
+        model.eval()
+        for x in feed.batches(inference_batch_size(source.device)):
+            codes.append(model.encode_all(x)[2].argmax(1).cpu())
+    return CodeTruth(torch.cat(codes).numpy(), np.asarray(data.labels)[rows], model.categories)
 
 
 def _is_codes(path: Path) -> bool:

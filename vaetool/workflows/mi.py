@@ -11,7 +11,7 @@ matches the request exactly; ``--qstar FILE`` names one, and a mismatch is then 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,15 +19,26 @@ import numpy as np
 import torch
 
 from vaetool import distributed
+from vaetool.analysis.categorical import CodeAccumulator, CodeInformation
 from vaetool.analysis.encode import Posterior
-from vaetool.analysis.estimators import MixtureOptions, needs_posterior
+from vaetool.analysis.estimators import MixtureOptions, needs_model, needs_posterior
 from vaetool.analysis.indicators import INFLUENTIAL_THRESHOLD_NATS
 from vaetool.analysis.qstar import QSTAR_VARIANTS, QStar, QStarAccumulator
 from vaetool.analysis.ranking import Ranking, check_estimators, rank_factors
 from vaetool.checkpoint import CheckpointInfo
 from vaetool.config import check_finite, check_seed
 from vaetool.errors import CheckpointError, ConfigError
-from vaetool.sidecar import FitRecord, load_sidecar, save_sidecar, sidecar_path
+from vaetool.sidecar import (
+    FitRecord,
+    QRecord,
+    load_q_sidecar,
+    load_sidecar,
+    q_sidecar_path,
+    save_q_sidecar,
+    save_sidecar,
+    sidecar_path,
+)
+from vaetool.vmi import VMIEstimate, VMIOptions, build_q, evaluate_bounds, fit_q
 from vaetool.workflows.source import Points, Progress, Source, open_source, posterior_pass
 
 if TYPE_CHECKING:
@@ -63,6 +74,9 @@ class RankRequest:
     mixture: MixtureOptions = field(default_factory=MixtureOptions)
     qstar_file: Path | None = None  # a sidecar to use; must match the request
     device: str = "auto"
+    vmi: VMIOptions = field(default_factory=VMIOptions)  # the lower bound's Q (paper 001)
+    vmi_refit: bool = False  # fit Q again even when a matching sidecar exists
+    vmi_subset: tuple[int, ...] = ()  # also bound I(z_S; x) for these factors
 
     def check(self) -> None:
         """Option checks that need no file: fail before anything is loaded."""
@@ -86,6 +100,7 @@ class RankResult:
     split: str
     qstar_from: str  # "fit", "sidecar" or "arrays"
     model_terms: dict[str, float] = field(default_factory=dict)  # paper 002's model indicators
+    vmi_subset: tuple[int, ...] = ()  # factors S whose joint VMI bound the summary gives
 
     def frame(self, bits: bool = False) -> pd.DataFrame:
         """One row per factor, most informative first (columns: docs/mi.md)."""
@@ -100,6 +115,11 @@ class RankResult:
         context = {"source": self.source, "data": self.data, "split": self.split}
         summary = ranking_summary(self.ranking, qstar_from=self.qstar_from, **context)
         summary.update(self.model_terms)
+        vmi = self.ranking.estimate("vmi")
+        if vmi is not None and vmi.vmi is not None and self.vmi_subset:
+            bound, stderr = vmi.vmi.subset(self.vmi_subset)
+            summary.update(vmi_subset=list(self.vmi_subset), vmi_subset_mi=bound,
+                           vmi_subset_stderr=stderr)  # fmt: skip
         return summary
 
 
@@ -125,11 +145,24 @@ def fit_opened(
     source: Source, points: Points, variant: str, keep: bool, progress: Progress | None
 ) -> tuple[QStar, FitRecord, Posterior | None]:
     """q* of an opened source in one pass (keeping the posterior when ``keep``)."""
+    qstar, record, posterior, _ = _pass(source, points, variant, keep, progress)
+    return qstar, record, posterior
+
+
+def _pass(
+    source: Source, points: Points, variant: str, keep: bool, progress: Progress | None
+) -> tuple[QStar, FitRecord, Posterior | None, CodeInformation | None]:
+    """One encoding pass: q*, its record, the posterior when ``keep``, and a categorical
+    code's information when the model has one."""
     accumulator = QStarAccumulator(source.latents)
+    k = source.model.categories if source.model is not None else 0
+    code = CodeAccumulator(k) if k else None
     posterior, n = posterior_pass(
-        source, points, keep=keep, accumulator=accumulator, progress=progress
+        source, points, keep=keep, accumulator=accumulator, code=code, progress=progress
     )
-    return accumulator.finalize(variant), _record(source, points, variant, n), posterior
+    record = _record(source, points, variant, n)
+    info = code.finalize() if code is not None else None
+    return accumulator.finalize(variant), record, posterior, info
 
 
 def rank(request: RankRequest, progress: Progress | None = None) -> RankResult:
@@ -146,26 +179,65 @@ def rank_opened(
     request.check()
     if not source.is_checkpoint:
         request.points.check_for_posterior_file(source.path)
-    keep = needs_posterior(request.estimators)
+    noise_corr = source.info.model.noise_corr if source.info is not None else 0.0
+    estimators = check_estimators(request.estimators, noise_corr)
+    keep = needs_posterior(estimators)
+    has_code = source.model is not None and source.model.categories > 0
     reused = _sidecar_fit(source, request)
-    if reused is not None and not keep:
+    code = None
+    if reused is not None and not keep and not has_code:  # a code's statistics need the pass
         qstar, record, posterior, origin = *reused, None, "sidecar"
     else:
-        qstar, record, posterior = fit_opened(
+        qstar, record, posterior, code = _pass(
             source, request.points, request.variant, keep, progress
         )
         origin = "fit"
+    vmi = None
+    if needs_model(estimators):
+        vmi = vmi_bounds(source, request.vmi, refit=request.vmi_refit, progress=progress)
     ranking = rank_factors(
         qstar,
         posterior,
-        estimators=request.estimators,
+        estimators=estimators,
         threshold=request.threshold,
         mixture=request.mixture,
         on_progress=None if progress is None else _mixture_stage(progress),
-        noise_corr=source.info.model.noise_corr if source.info is not None else 0.0,
+        noise_corr=noise_corr,
+        vmi=vmi,
+        code=code,
     )
     terms = model_terms(source.info) if source.info is not None else {}
-    return RankResult(ranking, str(source.path), record.data, record.split, origin, terms)
+    if request.vmi_subset and vmi is not None:
+        vmi.subset(request.vmi_subset)  # a bad index fails here, before anything is shown
+    return RankResult(ranking, str(source.path), record.data, record.split, origin, terms,
+                      request.vmi_subset)  # fmt: skip
+
+
+def vmi_bounds(
+    source: Source, options: VMIOptions, *, refit: bool = False, progress: Progress | None = None
+) -> VMIEstimate:
+    """Paper 001's lower bounds for a checkpoint (MATH.md §12): Q from the sidecar
+    ``<stem>.vmi.safetensors`` when it was fitted for this file with these options (unless
+    ``refit``), else fitted now (seeded, with progress) and saved there; then evaluated on
+    ``options.eval_samples`` fresh pairs."""
+    model, _ = source.checkpoint("--estimator vmi")
+    path = q_sidecar_path(source.path)
+    wanted = QRecord(source.sha256, source.path.name, options.steps, options.batch_size,
+                     options.lr, options.seed, 0.0)  # fmt: skip
+    q = None
+    if path.is_file() and not refit:
+        state, _, found = load_q_sidecar(path)
+        if replace(found, last_gain=0.0) == wanted:
+            q = build_q(model.config).to(source.device)
+            q.load_state_dict({k: v.to(source.device) for k, v in state.items()}, strict=True)
+    if q is None:
+        stage = None if progress is None else (lambda d, t: progress("fitting Q (VMI)", d, t))
+        fitted = fit_q(model, options, on_progress=stage)
+        q = fitted.q
+        if distributed.is_main():
+            record = replace(wanted, last_gain=fitted.last_gain)
+            save_q_sidecar(path, q.state_dict(), fitted.curve, record)
+    return evaluate_bounds(model, q, options)
 
 
 def model_terms(info: CheckpointInfo) -> dict[str, float]:

@@ -73,6 +73,7 @@ class PruneRequest:
     plot: Path | None = None
     force: bool = False
     device: str = "auto"
+    drop_code: bool = False  # prune a categorical code too (decoded at 1/K; saved without it)
 
     def check(self) -> None:
         """Everything that can be checked without loading the model."""
@@ -142,8 +143,14 @@ def prune(request: PruneRequest, progress: Progress | None = None) -> PruneResul
     source = open_source(request.checkpoint, request.device)
     source.checkpoint("pruning")
     TASKS.get(request.task).check(source, request)
+    _check_code(source, request)
     ranking = rank_opened(source, RankRequest(source.path, request.points), progress).ranking
     return prune_opened(source, request, ranking, progress)
+
+
+def _check_code(source: Source, request: PruneRequest) -> None:
+    if request.drop_code and not (source.model is not None and source.model.categories):
+        raise ConfigError(f"--drop-code: {source.path.name} has no categorical code")
 
 
 def prune_opened(
@@ -164,13 +171,14 @@ def reconstruct(inputs: TaskInputs) -> ReconstructionTable:
     source, request, rows = inputs.source, inputs.request, inputs.rows
     model, _ = source.checkpoint("pruning")
     feed = source.feed(request.points)
-    sse, mse = reconstruction_errors(model, feed, rows.masks)
+    keep_code = not request.drop_code
+    sse, mse = reconstruction_errors(model, feed, rows.masks, keep_code)
     compare = {}
     if request.compare:
         for name in FACTOR_ORDERS.names():
             if name != rows.rank_by:
                 other = prune_rows(rows.ranking, rows.specs, name, request.seed)
-                compare[name] = reconstruction_errors(model, feed, other.masks)[0]
+                compare[name] = reconstruction_errors(model, feed, other.masks, keep_code)[0]
     return ReconstructionTable(rows, sse, mse, len(feed), compare)
 
 
@@ -246,13 +254,14 @@ def _save(source: Source, request: PruneRequest, rows: PruneRows) -> Path:
     kept = rows.kept[0]
     if not kept:
         raise ConfigError("--save: --top keeps 0 factors; a model needs at least one")
-    smaller = slice_latents(model, kept)
+    smaller = slice_latents(model, kept, drop_code=request.drop_code)
     extra = dict(info.extra)
     extra["pruned"] = {
         "from": source.path.name,
         "from_sha256": source.sha256,
         "original_latents": source.latents,
         "kept_factors": list(kept),
+        "kept_code": bool(model.categories and not request.drop_code),
     }
     new_info = replace(info, model=smaller.config, extra=extra)
     assert request.save is not None
@@ -265,6 +274,7 @@ def _plot(source: Source, request: PruneRequest, rows: PruneRows) -> Path:
 
     model, _ = source.checkpoint("Fig. 4")
     feed = source.feed(replace(request.points, samples=FIG4_IMAGES))
-    grid = reconstruction_grid(model, next(feed.batches(FIG4_IMAGES)), rows.masks)
+    images = next(feed.batches(FIG4_IMAGES))
+    grid = reconstruction_grid(model, images, rows.masks, not request.drop_code)
     assert request.plot is not None
     return write_atomic(request.plot, reconstruction_sheet_png(grid, [s.label for s in rows.specs]))

@@ -37,6 +37,7 @@ class ReportRequest:
     out: Path | None = None
     force: bool = False
     device: str = "auto"
+    vmi: bool = False  # also paper 001's lower bound, and the bracket figure
 
     @property
     def folder(self) -> Path:
@@ -50,6 +51,7 @@ def build_report(request: ReportRequest, progress: Progress | None = None) -> Pa
     source = open_source(request.checkpoint, request.device)
     model, _ = source.checkpoint("a report")
     estimators = REPORT_ESTIMATORS if model.latent.factorised else ("qstar",)
+    estimators += ("vmi",) if request.vmi else ()
     ranked = rank_opened(source, RankRequest(source.path, estimators=estimators), progress)
     return report_opened(source, folder, ranked, progress)
 
@@ -58,10 +60,15 @@ def report_opened(
     source: Source, folder: Path, ranked: RankResult, progress: Progress | None = None
 ) -> Path:
     """The page for an opened, ranked checkpoint in a prepared ``folder``; its path."""
-    from vaetool.report.figures import factor_information_png, history_png, pulse_png
+    from vaetool.report.figures import (
+        bracket_png,
+        factor_information_png,
+        history_png,
+        pulse_png,
+    )
     from vaetool.report.html_report import report_page
     from vaetool.report.images import png_bytes
-    from vaetool.report.traversal_sheets import factor_sheet
+    from vaetool.report.traversal_sheets import code_sheet, factor_sheet
 
     _, info = source.checkpoint("a report")
     write_atomic(folder / "pulse.png", pulse_png(ranked.ranking))
@@ -69,6 +76,16 @@ def report_opened(
     _stage(progress, "traversals of the influential factors")
     traversal = traverse_opened(source, _sheet_plan(ranked.ranking), ranked.ranking)
     write_atomic(folder / "traversals.png", png_bytes(factor_sheet(traversal)))
+    extras = []
+    if ranked.ranking.estimate("vmi") is not None:
+        write_atomic(folder / "bracket.png", bracket_png(ranked.ranking))
+        extras.append("bracket")
+    if ranked.ranking.code is not None:
+        _stage(progress, "traversals of the categorical code")
+        code_plan = TraversalPlan(code=True)
+        sheet = traverse_opened(source, code_plan, ranked.ranking)
+        write_atomic(folder / "code.png", png_bytes(code_sheet(sheet)))  # type: ignore[arg-type]
+        extras.append("code")
     truth = ground_truth_view(source, ranked.ranking)
     if truth is not None:
         write_atomic(folder / "factors.png", factor_information_png(truth))
@@ -78,7 +95,7 @@ def report_opened(
         write_atomic(folder / "history.png", history)
     page = report_page(
         source.path, info, ranked.ranking, ranked.summary(), [t.table for t in tables], truth,
-        history is not None,
+        history is not None, tuple(extras),
     )  # fmt: skip
     return write_atomic(folder / INDEX, page.encode())
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from vaetool import distributed
+from vaetool.analysis.categorical import CodeAccumulator
 from vaetool.analysis.encode import Posterior, encode
 from vaetool.analysis.qstar import QStarAccumulator
 from vaetool.checkpoint import CheckpointInfo, load_checkpoint
@@ -175,12 +176,14 @@ def posterior_pass(
     *,
     keep: bool,
     accumulator: QStarAccumulator | None = None,
+    code: CodeAccumulator | None = None,
     progress: Progress | None = None,
 ) -> tuple[Posterior | None, int]:
     """One pass over the source's points: (posterior if ``keep``, number of points).
 
     A checkpoint encodes its chosen images on its device; a posterior file is read whole when
-    ``keep``, else streamed in batches. ``accumulator`` sees every batch (the streamed q* fit).
+    ``keep``, else streamed in batches. ``accumulator`` sees every batch (the streamed q* fit),
+    ``code`` every batch's categorical-code logits (a checkpoint with a code).
     """
     if source.posterior_file is not None:
         points.check_for_posterior_file(source.path)
@@ -188,7 +191,9 @@ def posterior_pass(
     model, _ = source.checkpoint("encoding")
     feed = source.feed(points)
     report = _stage(progress, "encoding")
-    posterior = encode(model, feed, keep=keep, accumulator=accumulator, on_progress=report)
+    posterior = encode(
+        model, feed, keep=keep, accumulator=accumulator, code=code, on_progress=report
+    )
     return posterior, len(feed)
 
 

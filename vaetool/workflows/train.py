@@ -122,7 +122,7 @@ def train_seeds(
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("--seeds does not run under torchrun: each process trains the whole "
                           "stack on one device; start one process per device instead")  # fmt: skip
-    _check_stackable(request.model)
+    _check_stackable(request.model, request.train.objective)
     seeds = request.seeds
     with contextlib.ExitStack() as held:
         runs = [held.enter_context(RunFolder(seed_folder(request.out, s), request.force))
@@ -138,10 +138,25 @@ def train_seeds(
         return _run_stack(sessions, runs, on_batch, on_epoch)
 
 
-def _check_stackable(model: ModelChoice) -> None:
+def _check_stackable(model: ModelChoice, objective: str) -> None:
     """A likelihood that updates its noise from each batch (σ̂², EM) holds per-model buffers a
-    stack of models cannot share: refused before anything is written."""
+    stack of models cannot share, and an objective with two passes per step (vmi) is not one
+    vmapped forward: both refused before anything is written."""
     from vaetool.likelihoods import LIKELIHOODS
+    from vaetool.objectives import OBJECTIVES
+
+    if model.temperature_rate > 0:
+        raise ConfigError(
+            "--seeds with --temperature-rate: the annealed temperature is a buffer each step "
+            "updates, which models trained as one stack do not share; train the seeds as "
+            "separate runs, or keep τ fixed"
+        )
+    if not OBJECTIVES.get(objective).stackable:
+        raise ConfigError(
+            f"--seeds with --objective {objective}: its step is two passes (Q, then the VAE), "
+            "which models trained as one stack do not share; train the seeds as separate runs "
+            "(a study plan with stack_seeds = false)"
+        )
 
     kind = LIKELIHOODS.get(model.likelihood)
     if kind(model.resolve("mlp", (1, 1, 1))).fits_noise:
@@ -410,6 +425,7 @@ def _cell(value: object) -> object:
 DATA_KEYS = {"data": "spec", "subset": "subset", "split_seed": "split_seed"}
 TRAIN_KEYS = ("objective", "epochs", "batch_size", "lr", "seed", "keep", "precision", "graph")
 RUN_KEYS = ("out", "force", "device", "threads", "seeds")
+MODEL_ALIASES = {"latent_categorical": "categories"}  # flag name -> ModelChoice field
 
 
 def train_request(settings: dict[str, Any], config_file: Path | None = None) -> TrainRequest:
@@ -420,6 +436,9 @@ def train_request(settings: dict[str, Any], config_file: Path | None = None) -> 
     by it (one that does not apply is an error naming the flag)."""
     merged = read_config_file(config_file) if config_file is not None else {}
     merged.update({k: v for k, v in settings.items() if v is not None})
+    for flag, name in MODEL_ALIASES.items():
+        if flag in merged:
+            merged[name] = merged.pop(flag)
     model_keys = {f.name for f in fields(ModelChoice)}
     data = {DATA_KEYS[k]: merged.pop(k) for k in list(merged) if k in DATA_KEYS}
     model = {k: merged.pop(k) for k in list(merged) if k in model_keys}
@@ -433,9 +452,26 @@ def train_request(settings: dict[str, Any], config_file: Path | None = None) -> 
             raise ConfigError("--seed and --seeds: give one (--seeds trains several at once)")
     train_config = TrainConfig(options=merged, **train)
     resolve_options(train_config.objective, merged)  # an option that does not apply fails now
-    return TrainRequest(
-        data=DataConfig(**data), train=train_config, model=ModelChoice(**model), **run
-    )
+    choice = ModelChoice(**model)
+    check_objective_fits(train_config.objective, choice, train_config.options)
+    return TrainRequest(data=DataConfig(**data), train=train_config, model=choice, **run)
+
+
+def check_objective_fits(
+    objective: str, model: ModelChoice, options: dict[str, Any] | None = None
+) -> None:
+    """An objective whose loss leaves out a categorical code's KL (β-TCVAE) is refused for a
+    model with one, and options that do not fit the model (a regularised factor it lacks),
+    before anything is written."""
+    from vaetool.objectives import OBJECTIVES
+
+    OBJECTIVES.get(objective).check_model(options or {}, model.resolve("mlp", (1, 1, 1)))
+    if model.categories and not OBJECTIVES.get(objective).supports_code:
+        codes = ", ".join(n for n in OBJECTIVES.names() if OBJECTIVES.get(n).supports_code)
+        raise ConfigError(
+            f"--objective {objective} with --latent-categorical {model.categories}: its loss "
+            f"decomposes the Gaussian KL only; a categorical code trains with {codes}"
+        )
 
 
 MAX_SEEDS = 64  # models in one stack

@@ -16,7 +16,12 @@ import numpy as np
 import torch
 
 from vaetool.analysis.ranking import Ranking
-from vaetool.analysis.traversal import FactorTraversal, PairTraversal
+from vaetool.analysis.traversal import (
+    CodeTraversal,
+    FactorTraversal,
+    PairTraversal,
+    code_traversal,
+)
 from vaetool.analysis.traversal_plan import (
     DEFAULT_SEEDS,
     TraversalPlan,
@@ -51,7 +56,7 @@ class TraverseRequest:
 
 @dataclass(frozen=True, eq=False)
 class TraverseResult:
-    traversal: FactorTraversal | PairTraversal
+    traversal: FactorTraversal | PairTraversal | CodeTraversal
     ranking: Ranking
     written: tuple[Path, ...]
 
@@ -59,7 +64,8 @@ class TraverseResult:
 @dataclass(frozen=True, eq=False)
 class Seeds:
     """Seed images: ``rows`` (S,) positions in the test split, ``images`` (S, C, H, W) float32
-    in [0, 1] on the CPU, ``mu`` (S, H) their posterior means on the model's device."""
+    in [0, 1] on the CPU, ``mu`` (S, H + K) their decoder inputs at the posterior mode (means,
+    then a categorical code's one-hot) on the model's device."""
 
     rows: tuple[int, ...]
     images: torch.Tensor
@@ -83,10 +89,13 @@ def traverse(request: TraverseRequest, progress: Progress | None = None) -> Trav
 
 def traverse_opened(
     source: Source, plan: TraversalPlan, ranking: Ranking, scale: int | None = None
-) -> FactorTraversal | PairTraversal:
+) -> FactorTraversal | PairTraversal | CodeTraversal:
     """Encode the plan's seeds from the source's test split and decode its grid."""
     model, info = source.checkpoint("a traversal")
     seeds = load_seeds(source, plan.seeds, plan.seed_indices)
+    if plan.code:
+        mi = ranking.code.mi if ranking.code is not None else None
+        return code_traversal(model, seeds.images, seed_rows=seeds.rows, mi=mi)
     check_sheet_size(plan, ranking, len(seeds.rows), info.model.image_shape, scale)
     return traverse_plan(model, plan, seeds.mu, ranking.mi, seeds.rows)
 
@@ -104,7 +113,9 @@ def check_sheet_size(
 
     _, h, w = image_shape
     scale = scale or default_scale(h, w)
-    if plan.pair is not None:
+    if plan.code:
+        pixels = sheet_pixels(1, seeds, 1 + info_categories(ranking), (h, w), scale)
+    elif plan.pair is not None:
         per_row = min(seeds, PAIR_COLUMNS)
         rows_of_blocks = -(-seeds // per_row)
         pixels = sheet_pixels(rows_of_blocks, plan.steps, plan.steps * per_row, (h, w), scale)
@@ -120,6 +131,10 @@ def check_sheet_size(
         )
 
 
+def info_categories(ranking: Ranking) -> int:
+    return ranking.code.categories if ranking.code is not None else 1
+
+
 def load_seeds(source: Source, count: int | None = None, indices: Sequence[int] = ()) -> Seeds:
     """The first ``count`` (default 8) test images of the checkpoint's own split, or the
     test-split positions ``indices``, encoded to their posterior means."""
@@ -129,8 +144,9 @@ def load_seeds(source: Source, count: int | None = None, indices: Sequence[int] 
     positions = _seed_positions(len(test), count, indices, data.spec)
     images = data.images(test[positions])  # (S, C, H, W)
     with torch.no_grad():
-        mu, _ = model.encode(images.to(source.device))
-    return Seeds(tuple(int(p) for p in positions), images, mu)
+        model.eval()
+        codes = model.mode(images.to(source.device))
+    return Seeds(tuple(int(p) for p in positions), images, codes)
 
 
 def _seed_positions(
@@ -161,7 +177,10 @@ def output_paths(request: TraverseRequest) -> list[Path]:
         raise ConfigError("--gif animates one-factor traversals; it cannot be used with --pair")
     if request.scale is not None and not 1 <= request.scale <= MAX_SCALE:
         raise ConfigError(f"--scale {request.scale}: expected an integer from 1 to {MAX_SCALE}")
+    if request.plan.code and request.gif:
+        raise ConfigError("--gif animates one-factor traversals; it cannot be used with --code")
     name = f"pair-{pair[0]}-{pair[1]}" if pair is not None else "traverse"
+    name = "code" if request.plan.code else name
     ckpt = request.checkpoint
     png = request.out or ckpt.with_name(f"{ckpt.stem}.{name}.png")
     if png.is_dir():
@@ -187,12 +206,16 @@ def _check_writable(path: Path, force: bool) -> None:
 
 
 def _render(
-    traversal: FactorTraversal | PairTraversal, pulse: Ranking | None, request: TraverseRequest
+    traversal: FactorTraversal | PairTraversal | CodeTraversal,
+    pulse: Ranking | None,
+    request: TraverseRequest,
 ) -> list[bytes]:
     """PNG bytes of the sheet, then the GIF's when asked; all encoded before anything is written."""
     from vaetool.report.images import gif_bytes, png_bytes
-    from vaetool.report.traversal_sheets import factor_frames, factor_sheet, pair_sheet
+    from vaetool.report.traversal_sheets import code_sheet, factor_frames, factor_sheet, pair_sheet
 
+    if isinstance(traversal, CodeTraversal):
+        return [png_bytes(code_sheet(traversal, request.scale))]
     if isinstance(traversal, PairTraversal):
         return [png_bytes(pair_sheet(traversal, request.scale))]
     files = [png_bytes(factor_sheet(traversal, request.scale, pulse))]

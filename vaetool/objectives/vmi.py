@@ -1,0 +1,154 @@
+"""The VMI regulariser (paper 001, eqs. 6–8, 12; MATH.md §12): maximise ELBO + λ·MI(θ, φ, Q),
+
+    MI(θ, φ, Q) = H(ẑ) + E log Q(ẑ | x̃),   loss = mean_i [rec_i + KL_i] − λ·MI
+
+ẑ the chosen part of z ~ q_φ(z|x) on the data batch (Gaussian factors S, H(ẑ) = (|S|/2) log 2πe)
+or the relaxed categorical code y (H = log K, log Q(y | x̃) = Σ_k y_k log Q_k(x̃)); x̃ decoded from
+the whole latent and differentiable in θ (the likelihood's ``decoder_output``: G(z) + σn for
+additive noise, the mean image for Bernoulli pixels, where MI is a training signal, not a bound).
+
+With H held at log K the term is exploitable: an encoder that sends every image to one class
+makes Q's task trivial (E log Q → 0) and MI → log K while the code carries nothing (found on
+mnist5k at λ = 10; docs/reproduction.md). ``vmi_entropy = "batch"`` (beyond the paper) uses the
+entropy of the batch's mean code H(ȳ) instead, 0 for a constant code.
+
+Per batch (eq. 7): (a) one Adam step on Q maximising E log Q(ẑ | x̃); (b) one step on the VAE
+with Q frozen on a fresh forward pass. Q (:func:`vaetool.vmi.build_q`) is saved with the model
+as ``objective.q.*``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from vaetool.config import ModelConfig, check_finite
+from vaetool.device import autocast
+from vaetool.errors import ConfigError
+from vaetool.models import VAE
+from vaetool.objectives.base import Objective, TrainContext, apply_step
+from vaetool.vmi import build_q, categorical_log_q, gaussian_entropy, gaussian_log_q
+
+CODE = "c"  # --vmi-factors c: the categorical code
+ENTROPIES = ("prior", "batch")
+
+
+def batch_code_entropy(y: Tensor) -> Tensor:
+    """H(ȳ) = −Σ_k ȳ_k log ȳ_k of the batch's mean code ȳ = mean_i y_i, 0-dim nats: the
+    entropy of the code the batch actually uses (≤ log K; 0 for a constant code)."""
+    mean = y.mean(0).clamp_min(1e-12)
+    return -(mean * mean.log()).sum()
+
+
+@dataclass(frozen=True)
+class VMIObjectiveOptions:
+    """λ (no value in paper 001; 1 by default, Fig. 3 sweeps it), the regularised part
+    (``"auto"``: the code when the model has one, else factors 0,1 as paper 001 §4.1), Q's
+    Adam rate."""
+
+    vmi_lambda: float = 1.0
+    vmi_factors: str = "auto"
+    vmi_q_lr: float = 1e-3
+    vmi_entropy: str = "prior"  # H(ẑ): "prior" (paper 001: log K held constant) or "batch"
+
+    def __post_init__(self) -> None:
+        if self.vmi_entropy not in ENTROPIES:
+            raise ConfigError(f"--vmi-entropy {self.vmi_entropy!r}: expected prior or batch")
+        check_finite("--vmi-lambda", self.vmi_lambda)
+        check_finite("--vmi-q-lr", self.vmi_q_lr, positive=True)
+        if not isinstance(self.vmi_factors, str):
+            raise ConfigError(f"--vmi-factors {self.vmi_factors!r}: expected c, auto or 0,1")
+
+
+def regularised_part(text: str, config: ModelConfig) -> tuple[int, ...] | None:
+    """The factors --vmi-factors names (a tuple), or None for the categorical code."""
+    text = text.strip()
+    if text == "auto":
+        return None if config.categories else tuple(range(min(2, config.latents)))
+    if text == CODE:
+        if not config.categories:
+            raise ConfigError("--vmi-factors c: the model has no categorical code "
+                              "(add --latent-categorical K)")  # fmt: skip
+        return None
+    try:
+        factors = tuple(int(item) for item in text.split(","))
+    except ValueError:
+        factors = ()
+    if not factors or len(set(factors)) != len(factors):
+        raise ConfigError(f"--vmi-factors {text!r}: expected c, auto or distinct indices, e.g. 0,1")
+    if not all(0 <= h < config.latents for h in factors):
+        raise ConfigError(f"--vmi-factors {text!r}: expected indices from 0 to "
+                          f"{config.latents - 1} (H = {config.latents})")  # fmt: skip
+    return factors
+
+
+class VMIRegularised(Objective):
+    Options = VMIObjectiveOptions
+    extra_terms = ("mi_vmi", "q_loss")
+    stackable = False  # two forward passes per step (eq. 7), not one vmapped forward
+
+    @classmethod
+    def check_model(cls, options: dict[str, Any], config: ModelConfig) -> None:
+        part = regularised_part(str(options.get("vmi_factors", "auto")), config)
+        if options.get("vmi_entropy", "prior") == "batch" and part is not None:
+            raise ConfigError("--vmi-entropy batch applies to the categorical code "
+                              "(--vmi-factors c), not to Gaussian factors")  # fmt: skip
+
+    def __init__(self, model: VAE, options: VMIObjectiveOptions, context: TrainContext) -> None:
+        super().__init__(model, options, context)
+        self.factors = regularised_part(options.vmi_factors, model.config)
+        k = model.config.categories
+        self.entropy = math.log(k) if self.factors is None else gaussian_entropy(len(self.factors))
+        self.q = build_q(model.config).to(context.device)
+        self.q_optimizer = context.adam(self.q.parameters(), options.vmi_q_lr)
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"vae": self.vae_optimizer, "q": self.q_optimizer}
+
+    def log_q(self, out: object) -> Tensor:
+        """log Q(ẑ | x̃) per row (B,): x̃ from the decoder (differentiable in θ), ẑ the chosen
+        part of the posterior sample (MATH.md §12)."""
+        x_tilde = self.vae.likelihood.decoder_output(out.params)  # type: ignore[attr-defined]
+        mu, logvar, logits = self.q(x_tilde)
+        if self.factors is None:
+            return categorical_log_q(out.y, logits)  # type: ignore[attr-defined]
+        index = list(self.factors)
+        z = out.z[:, index]  # type: ignore[attr-defined]
+        return gaussian_log_q(z, mu[:, index], logvar[:, index]).sum(1)
+
+    def losses(self, x: Tensor) -> dict[str, Tensor]:
+        out, recon, kl = self.forward_terms(x)
+        log_q = self.log_q(out).mean()
+        entropy = self.entropy
+        if self.options.vmi_entropy == "batch":  # the code's actual spread, not log K
+            entropy = batch_code_entropy(out.y)
+        mi = entropy + log_q
+        recon, kl = recon.mean(), kl.mean()
+        return {
+            "loss": recon + kl - self.options.vmi_lambda * mi,
+            "recon": recon,
+            "kl": kl,
+            "elbo": -(recon + kl),
+            "mi_vmi": mi,
+            "q_loss": -log_q,
+        }
+
+    def step_losses(self, terms: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Q descends −E log Q (its own parameters only), the VAE its loss."""
+        return {"vae": terms["loss"], "q": terms["q_loss"]}
+
+    def train_step(self, x: Tensor) -> dict[str, Tensor]:
+        """(a) a step on Q alone, then (b) a step on the VAE with Q frozen on a fresh forward
+        pass (paper 001 eq. 7); the terms of (b), detached."""
+        with autocast(self.context.device, self.context.precision):
+            first = self.all_terms(x)
+        apply_step({"q": self.q_optimizer}, {"q": first["q_loss"]})
+        with autocast(self.context.device, self.context.precision):
+            terms = self.all_terms(x)
+        apply_step({"vae": self.vae_optimizer}, {"vae": terms["loss"]})
+        self.step += 1
+        return {k: v.detach() for k, v in terms.items()}
