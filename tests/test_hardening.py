@@ -317,6 +317,7 @@ def test_collapse_is_warned_at_the_end_of_training(tmp_path: Path, cli) -> None:
     assert summary["val_influential"] == 0
 
 
+@pytest.mark.slow  # 1 s
 def test_plot_writes_what_its_suffix_says(checkpoint: Path, tmp_path: Path, cli, fails) -> None:
     assert ".png, .pdf, .svg" in fails("mi", "rank", str(checkpoint), "--plot", "out.jpg")
     pdf = tmp_path / "pulse.pdf"

@@ -70,9 +70,18 @@ def test_cli_on_a_codes_file_and_bad_inputs(tmp_path: Path, cli, fails) -> None:
     assert "--seed 4294967296" in fails("metrics", str(path), "--seed", str(2**32))
 
 
-def test_a_data_set_without_factors_errs_cleanly(trained_run: Path, fails) -> None:
-    line = fails("metrics", str(trained_run / "model.safetensors"), "--metric", "mig")
-    assert "has no ground-truth factors" in line
+def test_labels_are_the_one_factor_of_a_data_set_without_factors(
+    trained_run: Path, cli, fails, tmp_path: Path
+) -> None:
+    """mnist5k: the digit label is the one ground-truth factor; `all` is what applies (no
+    intervention metrics on a data set sampled by rows); no factors and no labels: one line."""
+    model = str(trained_run / "model.safetensors")
+    code, out, err = cli("metrics", model, "--metric", "mig", "--samples", "100", "-f", "json")
+    assert code == 0, err
+    assert 0.0 <= json.loads(out)["values"]["mig"] <= 1.0
+    np.savez(tmp_path / "x.npz", x=np.zeros((20, 28, 28), dtype=np.uint8))
+    line = fails("metrics", model, "--metric", "mig", "--data", f"npz:{tmp_path / 'x.npz'}")
+    assert "no ground-truth factors or labels" in line
 
 
 def test_metric_names() -> None:
@@ -111,3 +120,14 @@ def test_the_report_shows_codes_against_factors(tmp_path: Path, cli) -> None:
     assert "Codes against the true factors" in page and "MIG (dlib" in page
     assert (tmp_path / "r" / "factors.png").stat().st_size > 1000
     assert "I(z_h; posX)" in page
+
+
+@pytest.mark.slow
+def test_all_is_every_metric_that_applies(trained_run: Path, cli) -> None:
+    """On mnist5k (sampled by rows, labels as the factor) `all` leaves out the two metrics that
+    need interventions rather than failing on them."""
+    code, out, err = cli("metrics", str(trained_run / "model.safetensors"), "--samples", "100",
+                         "-f", "json")  # fmt: skip
+    assert code == 0, err
+    names = json.loads(out)["metrics"]
+    assert "mig" in names and "dci" in names and "beta_vae" not in names

@@ -74,6 +74,7 @@ def test_count_above_h_is_rejected() -> None:
         KeepSpec("17", count=17).keep_count(16)
 
 
+@pytest.mark.slow  # 1.3 s
 def test_default_table_anchors(checkpoint: Path, cli, test_images: torch.Tensor) -> None:
     rows = prune_json(cli, str(checkpoint))
     assert [r["top"] for r in rows] == [

@@ -45,6 +45,7 @@ def test_lowest_information_factor_barely_changes_the_images(checkpoint: Path) -
     assert change[-1] < 0.5 * change[0], change
 
 
+@pytest.mark.slow  # 1.2 s
 def test_default_sheet_shows_influential_factors_by_information_with_pulse_plot(
     checkpoint: Path, tmp_path: Path, cli
 ) -> None:

@@ -28,6 +28,7 @@ _LAZY = {
     "RankRequest": (_WORKFLOWS, "RankRequest"),
     "rank": (_WORKFLOWS, "rank"),
     "rank_posterior": (_WORKFLOWS, "rank_posterior"),
+    "analyse": ("vaetool.workflows.analyse", "analyse"),
     "VMIOptions": ("vaetool.vmi", "VMIOptions"),
     "PruneRequest": (_WORKFLOWS, "PruneRequest"),
     "prune": (_WORKFLOWS, "prune"),

@@ -15,7 +15,10 @@ from vaetool.errors import ConfigError
 C = TypeVar("C", bound="_DictConfig")
 
 # Registry names the CLI offers without importing torch; tests check they match the registries.
-ARCHITECTURE_NAMES = ("conv28", "conv32", "conv64", "mlp")
+ARCHITECTURE_NAMES = (
+    "burgess", "conv28", "conv32", "conv64", "mlp", "pythae_conv_celeba", "pythae_conv_mnist",
+    "pythae_mlp",
+)  # fmt: skip
 LIKELIHOOD_NAMES = ("bernoulli", "gaussian", "gaussian_learned", "mog2")
 # ModelConfig fields only some likelihoods read (each names its own in .options)
 LIKELIHOOD_OPTIONS = ("noise_fit", "noise_per_pixel", "noise_warmup", "components")

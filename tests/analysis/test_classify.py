@@ -92,6 +92,7 @@ def two_bit_codes(n: int) -> LabelledCodes:
     return LabelledCodes(mu, logvar, labels)
 
 
+@pytest.mark.slow  # 1.7 s
 def test_informative_codes_make_the_bound_vacuous_and_sampled_probes_accurate():
     train, test = two_bit_codes(400), two_bit_codes(400)
     mi = information(test)

@@ -100,7 +100,18 @@ def test_nn_linear_has_the_same_bound() -> None:
     assert layer.weight.abs().max().item() >= 0.99 * bound
 
 
-@pytest.mark.parametrize("arch", ARCHITECTURE_NAMES)
+FOREIGN = [a for a in ARCHITECTURE_NAMES if a not in SHAPES]  # vaetool.models.foreign
+
+
+@pytest.mark.parametrize("arch", FOREIGN)
+def test_foreign_networks_have_no_split_form(arch: str) -> None:
+    from vaetool.errors import ConfigError
+
+    with pytest.raises((ValueError, ConfigError), match="split"):
+        build_model(ModelConfig(arch, (1, 64, 64), latents=3, encoder="split"))
+
+
+@pytest.mark.parametrize("arch", list(SHAPES))
 @pytest.mark.parametrize("depth", [1, 2])
 def test_build_split_model_every_architecture(arch: str, depth: int) -> None:
     shape = SHAPES[arch]

@@ -11,6 +11,7 @@ import sys
 import typer
 
 from vaetool import __version__
+from vaetool.cli import foreign as _foreign
 from vaetool.cli import info as _info
 from vaetool.cli import metrics as _metrics
 from vaetool.cli import mi as _mi
@@ -36,6 +37,8 @@ app.command("traverse")(_traverse.traverse)
 app.command("metrics")(_metrics.metrics)
 app.command("report")(_report.report)
 app.command("study")(_study.study)
+app.command("import")(_foreign.import_model)
+app.command("encode")(_foreign.encode)
 
 
 def _version(value: bool) -> None:

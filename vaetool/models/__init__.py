@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from vaetool.config import ModelConfig
+from vaetool.models import foreign
 from vaetool.models.conv import ConvDecoder, ConvEncoder, conv_trunk
 from vaetool.models.mlp import MLPDecoder, MLPEncoder, mlp_trunk
 from vaetool.models.split import SplitEncoder
@@ -76,6 +77,23 @@ ARCHITECTURES.register("mlp")(
         decoder=lambda cfg: MLPDecoder(cfg.image_shape, cfg.hidden, cfg.latents + cfg.categories),
     )
 )
+
+
+# Other frameworks' published networks (vaetool.models.foreign; `vaetool import`).
+ARCHITECTURES.register("burgess")(
+    Architecture(foreign.burgess_encoder, foreign.no_trunk, foreign.burgess_decoder)
+)
+ARCHITECTURES.register("pythae_mlp")(
+    Architecture(foreign.pythae_mlp_encoder, foreign.no_trunk, foreign.pythae_mlp_decoder)
+)
+for _name in foreign.PYTHAE_CONV_SHAPES:
+    ARCHITECTURES.register(_name)(
+        Architecture(
+            lambda cfg, n=_name: foreign.pythae_conv_encoder(n, cfg),
+            foreign.no_trunk,
+            lambda cfg, n=_name: foreign.pythae_conv_decoder(n, cfg),
+        )
+    )
 
 
 @ENCODERS.register("paper")

@@ -64,15 +64,25 @@ class CodesTruth:
         raise DataError("stored codes cannot represent chosen factor values")
 
 
+def label_factor(data: ImageData) -> np.ndarray | None:
+    """The data's factor classes (N, K); for a labelled data set without factors (MNIST) its
+    label as the one factor (N, 1), so the metrics measure how a code carries the class."""
+    classes = factor_classes(data)
+    if (classes is None or classes.shape[1] == 0) and data.labels is not None:
+        labels = np.asarray(data.labels)
+        return np.unique(labels, return_inverse=True)[1].reshape(-1, 1).astype(np.int64)
+    return classes
+
+
 class ModelTruth:
     """A model's means on a data set with factors; any combination when it holds all of them."""
 
     def __init__(self, model: torch.nn.Module, data: ImageData, device: torch.device) -> None:
-        classes = factor_classes(data)
+        classes = label_factor(data)
         if classes is None or classes.shape[1] == 0:
             raise DataError(
-                f"{data.spec}: the data set has no ground-truth factors (use dsprites, "
-                "dsprites:FILE or an npz: file with a 'factors' array)"
+                f"{data.spec}: the data set has no ground-truth factors or labels (use "
+                "dsprites, dsprites:FILE or an npz: file with a 'factors' array)"
             )
         self.model, self.data, self.device, self.classes = model, data, device, classes
         self.factor_sizes = tuple(int(c) + 1 for c in classes.max(0))
@@ -143,11 +153,15 @@ def compute(request: MetricsRequest) -> MetricsResult:
     model, info = source.checkpoint("metrics")
     # the metrics sample the factor space: the whole data set, not the sample it trained on
     data = source.data(request.data or info.data.spec)
-    if request.metrics.strip() == "all" and model.categories:  # all: every metric that applies
-        names = [*(names if factor_classes(data) is not None else []), "categorical_accuracy"]
+    everything = request.metrics.strip() == "all"  # all: every metric that applies
+    if everything and model.categories:
+        names = [*(names if label_factor(data) is not None else []), "categorical_accuracy"]
     ground = [n for n in names if not METRICS.get(n).needs_code]
     truth = ModelTruth(model, data, source.device) if ground else None
-    code = code_truth(source, request.data) if len(ground) < len(names) else None
+    if everything and truth is not None and not truth.can_intervene:
+        names = [n for n in names if not METRICS.get(n).needs_interventions]
+    wants_code = any(METRICS.get(n).needs_code for n in names)
+    code = code_truth(source, request.data) if wants_code else None
     values = compute_metrics(truth, names, request.seed, request.samples, code)
     return MetricsResult(path, data.spec, values, names, len(data))
 

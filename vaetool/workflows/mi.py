@@ -28,6 +28,7 @@ from vaetool.analysis.ranking import Ranking, check_estimators, rank_factors
 from vaetool.checkpoint import CheckpointInfo
 from vaetool.config import check_finite, check_seed
 from vaetool.errors import CheckpointError, ConfigError
+from vaetool.models import VAE
 from vaetool.sidecar import (
     FitRecord,
     QRecord,
@@ -221,6 +222,9 @@ def vmi_bounds(
     ``refit``), else fitted now (seeded, with progress) and saved there; then evaluated on
     ``options.eval_samples`` fresh pairs."""
     model, _ = source.checkpoint("--estimator vmi")
+    if not isinstance(model, VAE):
+        raise ConfigError("--estimator vmi samples the decoder's likelihood: it needs a vaetool "
+                          "model (a checkpoint, or an imported one), not functions")  # fmt: skip
     path = q_sidecar_path(source.path)
     wanted = QRecord(source.sha256, source.path.name, options.steps, options.batch_size,
                      options.lr, options.seed, 0.0)  # fmt: skip

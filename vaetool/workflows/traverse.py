@@ -74,7 +74,11 @@ class Seeds:
 
 def traverse(request: TraverseRequest, progress: Progress | None = None) -> TraverseResult:
     """Check the outputs, rank (reusing a q* sidecar), decode, render, then write."""
-    request.plan.check_latents(read_info(request.checkpoint).model.latents)
+    model = read_info(request.checkpoint).model
+    request.plan.check_latents(model.latents)
+    if request.plan.code and not model.categories:
+        raise ConfigError(f"--code: {request.checkpoint.name} has no categorical code "
+                          "(train with --latent-categorical K)")  # fmt: skip
     paths = output_paths(request)
     source = open_source(request.checkpoint, request.device)
     ranking = rank_opened(
