@@ -232,7 +232,7 @@ BAD_OPTIONS = [
     ["train", "--seeds", ""], ["train", "--seeds", "1,1"], ["train", "--seeds", "-1"],
     ["train", "--seeds", "a"], ["train", "--seeds", ",".join(map(str, range(65)))],
     ["train", "--seeds", "1,2", "--seed", "3"], ["train", "--precision", "fp16"],
-    ["metrics", "CKPT"], ["metrics", "CKPT", "--metric", "nope"], ["metrics", "CKPT",
+    ["metrics", "CKPT", "--metric", "nope"], ["metrics", "CKPT",
     "--metric", ""], ["metrics", "CKPT", "--samples", "10"], ["metrics", "CKPT", "--seed", "-1"],
     ["metrics", "CKPT", "--data", "dsprites"], ["metrics", "CKPT", "-f", "xml"],
     ["metrics", "/nonexistent.npz"], ["study", "/nonexistent.toml", "--out", "d"],

@@ -187,6 +187,38 @@ class DecoderConvMNIST(nn.Module):
         return out
 
 
+class EncoderConvCELEBA(EncoderConvMNIST):
+    """pythae benchmarks/celeba/convnets.Encoder_Conv_VAE_CELEBA: 3 channels, heads from 16384."""
+
+    def __init__(self, latent_dim):
+        super().__init__(latent_dim)
+        self.layers[0][0] = nn.Conv2d(3, 128, 4, 2, padding=1)
+        self.embedding = nn.Linear(1024 * 4 * 4, latent_dim)
+        self.log_var = nn.Linear(1024 * 4 * 4, latent_dim)
+
+
+class DecoderConvCELEBA(nn.Module):
+    """pythae benchmarks/celeba/convnets.Decoder_Conv_AE_CELEBA (a Sequential-wrapped Linear)."""
+
+    def __init__(self, latent_dim):
+        super().__init__()
+
+        def block(c_in, c_out, p, op):
+            up = nn.ConvTranspose2d(c_in, c_out, 5, 2, padding=p, output_padding=op)
+            return nn.Sequential(up, nn.BatchNorm2d(c_out), nn.ReLU())
+
+        self.layers = nn.ModuleList([
+            nn.Sequential(nn.Linear(latent_dim, 1024 * 8 * 8)),
+            block(1024, 512, 2, 0), block(512, 256, 1, 0), block(256, 128, 2, 1),
+            nn.Sequential(nn.ConvTranspose2d(128, 3, 5, 1, padding=1), nn.Sigmoid())])  # fmt: skip
+
+    def forward(self, z):
+        out = self.layers[0](z).reshape(z.shape[0], 1024, 8, 8)
+        for layer in self.layers[1:]:
+            out = layer(out)
+        return out
+
+
 class PythaeVAE(nn.Module):
     """pythae's VAE: decoder set first (BaseAE), then the encoder; keys encoder.*, decoder.*."""
 
@@ -197,14 +229,16 @@ class PythaeVAE(nn.Module):
 
 def pythae_folder(folder: Path, kind: str, latent_dim: int, loss: str = "bce") -> PythaeVAE:
     torch.manual_seed(1)
-    shape = [1, 28, 28]
+    shape = [3, 64, 64] if kind == "celeba" else [1, 28, 28]
     if kind == "mlp":
         model = PythaeVAE(EncoderVAEMLP(shape, latent_dim), DecoderAEMLP(shape, latent_dim))
     else:
-        model = PythaeVAE(EncoderConvMNIST(latent_dim), DecoderConvMNIST(latent_dim))
+        nets = {"conv": (EncoderConvMNIST, DecoderConvMNIST),
+                "celeba": (EncoderConvCELEBA, DecoderConvCELEBA)}[kind]  # fmt: skip
+        model = PythaeVAE(nets[0](latent_dim), nets[1](latent_dim))
         model.train()
         with torch.no_grad():  # give the batch norms running statistics of their own
-            model.decoder(model.encoder(torch.rand(16, 1, 28, 28))[0])
+            model.decoder(model.encoder(torch.rand(8, *shape))[0])
     model.eval()
     folder.mkdir(parents=True)
     default = kind == "mlp"
@@ -281,6 +315,25 @@ def test_pythae_round_trip_gives_the_same_outputs(tmp_path: Path, cli, kind: str
 
 
 @pytest.mark.slow  # ~35 s: the report ranks with the mixture and probes the labels
+@pytest.mark.slow  # 13 M parameters
+def test_pythae_celeba_conv_round_trip(tmp_path: Path) -> None:
+    from vaetool.workflows.foreign import ImportRequest, import_model
+
+    source = pythae_folder(tmp_path / "c", "celeba", 8)
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    from PIL import Image
+
+    for i in range(4):
+        Image.fromarray(np.full((64, 64, 3), 40 * i, dtype=np.uint8)).save(folder / f"{i}.png")
+    out = tmp_path / "c.safetensors"
+    import_model(ImportRequest("pythae", tmp_path / "c", out, data=f"folder:{folder}"))
+    imported = vaetool.load(out)
+    assert imported.config.architecture == "pythae_conv_celeba"
+    _same_outputs(imported, source.encoder, source.decoder, (3, 64, 64), 8)
+
+
+@pytest.mark.slow  # ~35 s: the report ranks with the mixture and probes the labels
 def test_an_imported_model_is_analysed_by_every_command(tmp_path: Path, cli) -> None:
     """The Done-when: import, then mi rank, prune, traverse and metrics; encode → mi rank."""
     pythae_folder(tmp_path / "p", "mlp", 5, loss="mse")
@@ -310,6 +363,12 @@ def test_disvae_dsprites_metrics_and_encode_with_factors(tmp_path: Path, cli) ->
     disvae_folder(tmp_path / "d", [1, 64, 64])
     model = tmp_path / "d.safetensors"
     assert cli("import", "disentangling-vae", str(tmp_path / "d"), "--out", str(model))[0] == 0
+    sheet = str(tmp_path / "t.png")
+    for args in (["mi", "rank", str(model), "--samples", "200"],
+                 ["prune", str(model), "--top", "2,10", "--samples", "200"],
+                 ["traverse", str(model), "--top", "3", "--out", sheet]):  # fmt: skip
+        code, _, err = cli(*args)
+        assert code == 0, (args, err)
     code, out, err = cli("metrics", str(model), "--metric", "mig", "--samples", "200", "-f",
                          "json")  # fmt: skip
     assert code == 0, err

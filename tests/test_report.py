@@ -55,7 +55,7 @@ def test_report_writes_page_and_images(report_dir: Path) -> None:
     assert 'id="classify"' in text  # mnist5k has labels: the Table-2 section is there
     # the consistent estimate beside the paper's bound, with its cap ratio (MATH.md §3)
     assert "Σ_h I_h [nats] (≥ I(x; z): an upper bound)" in text
-    assert "mixture: I(x; z) / log N" in text and "mi_mixture_stderr" in text
+    assert "mixture: I(x; z) / log N" in text and "± s.e. (mixture)" in text
 
 
 def test_headless_chromium_loads_every_image_and_all_rows(report_dir: Path, tmp_path: Path) -> None:
