@@ -40,7 +40,7 @@ def test_the_regulariser_trains_and_keeps_q_in_the_checkpoint(code_run: Path) ->
 
 def test_rank_all_brackets_each_factor_and_shows_the_code(code_run: Path, cli) -> None:
     code, out, err = cli("mi", "rank", str(code_run), "--estimator", "all", "--vmi-steps", "30",
-                         "--vmi-samples", "1000", "--vmi-subset", "0,1", "--mc-points", "100",
+                         "--vmi-samples", "1000", "--vmi-subset", "0,1", "--samples", "100",
                          "-f", "json")  # fmt: skip
     assert code == 0, err
     doc = json.loads(out)

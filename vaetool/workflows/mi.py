@@ -182,6 +182,11 @@ def rank_opened(
         request.points.check_for_posterior_file(source.path)
     noise_corr = source.info.model.noise_corr if source.info is not None else 0.0
     estimators = check_estimators(request.estimators, noise_corr)
+    subset = request.vmi_subset
+    if subset and (len(set(subset)) != len(subset) or not all(0 <= h < source.latents
+                                                              for h in subset)):  # fmt: skip
+        raise ConfigError(f"--vmi-subset {','.join(map(str, subset))}: expected distinct factor "
+                          f"indices from 0 to {source.latents - 1}")  # fmt: skip
     keep = needs_posterior(estimators)
     has_code = source.model is not None and source.model.categories > 0
     reused = _sidecar_fit(source, request)
@@ -208,8 +213,6 @@ def rank_opened(
         code=code,
     )
     terms = model_terms(source.info) if source.info is not None else {}
-    if request.vmi_subset and vmi is not None:
-        vmi.subset(request.vmi_subset)  # a bad index fails here, before anything is shown
     return RankResult(ranking, str(source.path), record.data, record.split, origin, terms,
                       request.vmi_subset)  # fmt: skip
 
