@@ -63,7 +63,7 @@ def _definition_mig(codes: np.ndarray, factors: np.ndarray) -> float:
     return sum(gaps) / len(gaps)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [pytest.param(np.float32, marks=pytest.mark.slow), np.float64])
 def test_mig_equals_disentanglement_lib(dtype) -> None:
     pytest.importorskip("sklearn")
     v = _factors(3000)
