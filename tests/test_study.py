@@ -4,11 +4,14 @@ at once without corrupting results.csv; resumable; drawn by `vaetool report DIR`
 from __future__ import annotations
 
 import csv
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from vaetool.config import DataConfig, ModelChoice, TrainConfig
@@ -142,7 +145,7 @@ EXAMPLES = sorted((Path(__file__).parents[1] / "examples").glob("study-*.toml"))
 @pytest.mark.parametrize("example", EXAMPLES, ids=str)
 def test_example_plans_are_valid(example: Path) -> None:
     plan = read_plan(example)
-    assert len(plan.points()) >= 4 and plan.seeds
+    assert len(plan.points()) * len(plan.seeds) >= 4
 
 
 @pytest.mark.slow
@@ -222,3 +225,47 @@ beta = [1]
     code, _, err = cli("report", str(out), "--kind", "violin", "--x", "likelihood", "--y", "evlb",
                        "--group", "likelihood,seed", "--force")  # fmt: skip
     assert code == 0, err
+
+
+def test_prune_rows_and_code_histograms_land_in_summaries(tmp_path: Path) -> None:
+    """Paper 000's Table 1 per run (``prune``), and for a labelled model with a categorical
+    code paper 001's histograms (Figs. 6, 9–10) in summary.json, kept out of results.csv."""
+    pytest.importorskip("scipy")
+    text = PLAN.replace("seeds = [0, 1]", 'seeds = [0]\nprune = "100%,2,0%"\n'
+                        'metrics = ["categorical_accuracy"]')  # fmt: skip
+    text = text.replace("[grid]\nbeta = [1, 4]", "latent-categorical = 4\n[grid]\nbeta = [1]")
+    out = tmp_path / "D"
+    run_study(StudyRequest(_plan(tmp_path, text), out, device="cpu"))
+    row = _rows(out)[0]
+    assert [row[f"prune_k_{t}"] for t in ("100%", "2", "0%")] == ["3", "2", "0"]
+    assert float(row["prune_mi_0%"]) == 0 and float(row["prune_mi_100%"]) >= float(
+        row["prune_mi_2"])  # fmt: skip
+    assert float(row["prune_sse_0%"]) > 0 and float(row["prune_mse_100%"]) > 0
+    assert "code_confusion" not in row
+    summary = json.loads(next(out.glob("runs/*/seed-0/summary.json")).read_text())
+    confusion = np.array(summary["code_confusion"])
+    assert confusion.shape == (4, 10) and confusion.sum() == 60  # 300 images: test split 60
+    purity = confusion.max(1).sum() / 60
+    assert purity == summary["categorical_purity"] >= summary["categorical_accuracy"] > 0
+    counts = summary["code_probability_counts"]
+    assert len(counts) == 20 and sum(counts) == 60 * 4
+
+
+def test_a_committed_campaign_continues_from_its_summaries(tmp_path: Path) -> None:
+    """Only study.toml and the summaries travel (no checkpoints): finished runs are not
+    retrained, missing ones are, and results.csv keeps every row."""
+    plan = _plan(tmp_path, PLAN.replace("[1, 4]", "[1]"))
+    first = tmp_path / "first"
+    run_study(StudyRequest(plan, first, shard=(1, 2), device="cpu"))
+    moved = tmp_path / "moved"
+    (moved / "runs").mkdir(parents=True)
+    shutil.copy(first / "study.toml", moved / "study.toml")
+    for summary in first.glob("runs/*/seed-*/summary.json"):
+        target = moved / summary.relative_to(first)
+        target.parent.mkdir(parents=True)
+        shutil.copy(summary, target)
+    result = run_study(StudyRequest(plan, moved, device="cpu"))
+    assert [p.name for p in result.trained] == ["seed-1"]
+    assert [p.name for p in result.skipped] == ["seed-0"]
+    assert sorted(r["seed"] for r in _rows(moved)) == ["0", "1"]
+    assert not (moved / "runs/beta=1/seed-0/model.safetensors").exists()

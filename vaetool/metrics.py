@@ -83,11 +83,13 @@ class Metric:
 
 @dataclass(frozen=True, eq=False)
 class CodeTruth:
-    """A categorical code's classes ĉ(x) = argmax_k π_k(x) (n,) beside the labels (n,), K."""
+    """A categorical code's classes ĉ(x) = argmax_k π_k(x) (n,) beside the labels (n,), K,
+    and the probabilities π(x) (n, K) they come from."""
 
     codes: np.ndarray
     labels: np.ndarray
     categories: int
+    probabilities: np.ndarray
 
 
 METRICS: Registry[Metric] = Registry("metric", "--metric")

@@ -90,6 +90,24 @@ def confusion(codes: np.ndarray, labels: np.ndarray, categories: int) -> np.ndar
     return np.bincount(flat, minlength=categories * classes).reshape(categories, classes)
 
 
+PROBABILITY_BINS = 20  # paper 001 Fig. 6: histogram of π_k(x) over [0, 1]
+
+
+def code_histograms(
+    probabilities: np.ndarray, labels: np.ndarray, categories: int
+) -> dict[str, list]:
+    """Paper 001 Figs. 6, 9–10 as counts: ``code_probability_counts``, the histogram of every
+    π_k(x) (n·K values) in :data:`PROBABILITY_BINS` equal bins over [0, 1] (Fig. 6), and
+    ``code_confusion``, C[k, y] = #{argmax π(x) = k, label = y} (Figs. 9–10: row k is the
+    digits one code class takes). ``probabilities`` (n, K), ``labels`` (n,)."""
+    counts, _ = np.histogram(probabilities.ravel(), bins=PROBABILITY_BINS, range=(0.0, 1.0))
+    codes = probabilities.argmax(1)
+    return {
+        "code_probability_counts": counts.tolist(),
+        "code_confusion": confusion(codes, labels, categories).tolist(),
+    }
+
+
 def best_matching(counts: np.ndarray) -> np.ndarray:
     """The one-to-one code → label assignment maximising Σ_k C[k, σ(k)]: (pairs, 2) int64 rows
     (k, σ(k)) (the Hungarian algorithm, scipy's linear_sum_assignment on −C)."""

@@ -179,12 +179,14 @@ def code_truth(source: Source, spec: str | None) -> CodeTruth:
         raise DataError(f"--metric categorical_accuracy: {data.spec} has no labels")
     rows = source.rows(points)
     feed = source.feed(points)
-    codes = []
+    probabilities = []
     with torch.no_grad():
         model.eval()
         for x in feed.batches(inference_batch_size(source.device)):
-            codes.append(model.encode_all(x)[2].argmax(1).cpu())
-    return CodeTruth(torch.cat(codes).numpy(), np.asarray(data.labels)[rows], model.categories)
+            probabilities.append(torch.softmax(model.encode_all(x)[2].double(), 1).cpu())
+    pi = torch.cat(probabilities).numpy()
+    labels = np.asarray(data.labels)[rows]
+    return CodeTruth(pi.argmax(1), labels, model.categories, pi)
 
 
 def _is_codes(path: Path) -> bool:

@@ -4,6 +4,8 @@ A plan (TOML)::
 
     seeds = [0, 1, 2]            # every grid point is trained once per seed
     stack_seeds = false          # true: a point's seeds train at once (vaetool.ensemble)
+    metrics = ["mig"]            # ground-truth metrics in every summary (vaetool.metrics)
+    prune = true                 # paper 000's Table 1 rows in every summary (or "100%,10%,4")
     [base]                       # any `vaetool train` setting, as in --config
     data = "mnist5k"
     epochs = 20
@@ -19,8 +21,10 @@ Layout: ``DIR/study.toml`` (the plan), ``DIR/runs/<point>/seed-<s>/`` (a run fol
 summary), ``DIR/results.csv`` (one row per summary, rebuilt after every run).
 
 Resumable and shardable without coordination: a run with a summary is skipped (a failed one
-too: delete its summary.json to retry it), an unfinished one resumes from its state, one
-locked by another process is left to it; ``--shard K/N`` takes every N-th unit of work. Each
+too: delete its summary.json to retry it), so a folder holding only the plan and the summaries
+(a campaign committed without its checkpoints) continues where it stopped; an unfinished run
+resumes from its state, one locked by another process is left to it; ``--shard K/N`` takes
+every N-th unit of work. Each
 summary is written atomically, and results.csv is rebuilt from all summaries under an
 exclusive lock, so shards running at once on one file system never corrupt it.
 """
@@ -72,6 +76,7 @@ class StudyPlan:
     stack_seeds: bool = False
     metrics: str = ""  # ground-truth metrics for every run's summary (vaetool.metrics), "" none
     metric_samples: int | None = None
+    prune: str = ""  # --top rows of paper 000's Table 1 for every run's summary, "" none
 
     @property
     def swept(self) -> list[str]:
@@ -111,10 +116,11 @@ def read_plan(path: Path) -> StudyPlan:
         raise ConfigError(f"{path}: no such plan file") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise ConfigError(f"{path}: not a readable TOML plan ({err})") from None
-    unknown = set(raw) - {"base", "grid", "seeds", "stack_seeds", "metrics", "metric_samples"}
+    keys = {"base", "grid", "seeds", "stack_seeds", "metrics", "metric_samples", "prune"}
+    unknown = set(raw) - keys
     if unknown:
-        raise ConfigError(f"{path}: unknown key {sorted(unknown)[0]!r} (expected base, grid, "
-                          "seeds, stack_seeds, metrics, metric_samples)")  # fmt: skip
+        raise ConfigError(f"{path}: unknown key {sorted(unknown)[0]!r} (expected "
+                          f"{', '.join(sorted(keys))})")  # fmt: skip
     base, grid = raw.get("base", {}), raw.get("grid", {})
     grids = grid if isinstance(grid, list) else [grid]
     if not isinstance(base, dict) or not grids or not all(isinstance(g, dict) for g in grids):
@@ -152,15 +158,32 @@ def read_plan(path: Path) -> StudyPlan:
             MetricSizes().scaled(samples)
         except VaetoolError as err:
             raise ConfigError(f"{path}: {err}") from None
+    prune = _prune_rows(path, raw.get("prune", ""))
     plan = StudyPlan({_key(k): v for k, v in base.items()},
                      tuple({_key(k): v for k, v in g.items()} for g in grids), seeds, stack,
-                     metrics, samples)  # fmt: skip
+                     metrics, samples, prune)  # fmt: skip
     for point in plan.points():  # every setting checked before anything trains
         try:
             train_request({**plan.base, **point, "seed": plan.seeds[0]})
         except VaetoolError as err:
             raise ConfigError(f"{path}: point {point_name(point)}: {err}") from None
     return plan
+
+
+def _prune_rows(path: Path, value: Any) -> str:
+    """The plan's ``prune`` rows (a --top text or a list of rows; ``true``: the paper's)."""
+    from vaetool.analysis.pruning import PAPER_TOP, parse_top
+
+    if value is True:
+        value = PAPER_TOP
+    text = ",".join(map(str, value)) if isinstance(value, list) else value
+    if not isinstance(text, str):
+        raise ConfigError(f'{path}: prune: expected true or prune rows such as "100%,10%,1"')
+    try:
+        parse_top(text) if text else None
+    except VaetoolError as err:
+        raise ConfigError(f"{path}: prune: {err}") from None
+    return text
 
 
 def _key(name: str) -> str:
@@ -280,7 +303,8 @@ def _run_unit(
         return
     for folder in todo:
         spec = {**plan.base, **unit.point}.get("data")  # the whole data set, not a subset
-        _summarise(folder, unit, request.device, metrics=(plan.metrics, plan.metric_samples, spec))
+        _summarise(folder, unit, request.device,
+                   metrics=(plan.metrics, plan.metric_samples, spec), prune=plan.prune)  # fmt: skip
         result.trained.append(folder)
 
 
@@ -323,8 +347,11 @@ def _summarise(
     status: str = "finished",
     reason: str = "",
     metrics: tuple[str, int | None, str | None] = ("", None, None),
+    prune: str = "",
 ) -> None:
-    """``folder/summary.json``: settings, status, final validation terms, ranking summary."""
+    """``folder/summary.json``: settings, status, final validation terms, ranking summary;
+    the plan's metrics and prune rows; a categorical code's histograms (paper 001 Figs. 6,
+    9–10; lists, kept out of results.csv)."""
     from vaetool.workflows.mi import RankRequest, rank
 
     seed = int(folder.name.removeprefix("seed-"))
@@ -350,8 +377,40 @@ def _summarise(
             names, samples, spec = metrics
             measured = compute(MetricsRequest(checkpoint, names, spec, samples, seed, device))
             row.update(measured.values)
+        if prune:
+            row.update(_prune_columns(checkpoint, prune, device))
+        row.update(_code_columns(checkpoint, device))
     folder.mkdir(parents=True, exist_ok=True)  # a run that failed before its first epoch
     write_atomic(folder / SUMMARY_NAME, json.dumps(row, indent=1, default=str).encode())
+
+
+def _prune_columns(checkpoint: Path, top: str, device: str) -> dict[str, float]:
+    """Paper 000's Table 1 per row label: ``prune_k_<top>``, ``prune_mi_<top>`` (Σ_kept I_h),
+    ``prune_sse_<top>`` and ``prune_mse_<top>`` (per image and per pixel, test split)."""
+    from vaetool.workflows.prune import PruneRequest, prune
+
+    table = prune(PruneRequest(checkpoint, top=top, device=device)).table
+    out: dict[str, float] = {}
+    for i, spec in enumerate(table.rows.specs):
+        out[f"prune_k_{spec.label}"] = table.rows.counts[i]
+        out[f"prune_mi_{spec.label}"] = float(table.rows.mi_used[i])
+        out[f"prune_sse_{spec.label}"] = float(table.sse[i])  # type: ignore[union-attr]
+        out[f"prune_mse_{spec.label}"] = float(table.mse_pixel[i])  # type: ignore[union-attr]
+    return out
+
+
+def _code_columns(checkpoint: Path, device: str) -> dict[str, Any]:
+    """A labelled model with a categorical code: its histograms (paper 001 Figs. 6, 9–10)."""
+    from vaetool.analysis.categorical import code_histograms
+    from vaetool.workflows.metrics import code_truth
+    from vaetool.workflows.source import open_source
+
+    source = open_source(checkpoint, device)
+    model, info = source.checkpoint("summary")
+    if not model.categories or source.data(info.data.spec).labels is None:
+        return {}
+    truth = code_truth(source, None)
+    return code_histograms(truth.probabilities, truth.labels, truth.categories)
 
 
 def _number(text: str) -> float | str:
@@ -374,8 +433,8 @@ def rebuild_results(out: Path) -> Path:
             except (OSError, ValueError):
                 continue  # never half-written (atomic), but a foreign file is not ours
         columns: list[str] = []
-        for row in rows:
-            columns += [c for c in row if c not in columns]
+        for row in rows:  # lists (a code's histograms) stay in summary.json
+            columns += [c for c in row if c not in columns and not isinstance(row[c], list)]
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, columns, lineterminator="\n")
         writer.writeheader()
