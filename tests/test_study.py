@@ -249,6 +249,21 @@ def test_prune_rows_and_code_histograms_land_in_summaries(tmp_path: Path) -> Non
     assert purity == summary["categorical_purity"] >= summary["categorical_accuracy"] > 0
     counts = summary["code_probability_counts"]
     assert len(counts) == 20 and sum(counts) == 60 * 4
+    from vaetool.workflows.report import StudyReportRequest, build_study_report
+
+    page = build_study_report(StudyReportRequest(out, x="beta", kind="code"))
+    assert {p.name for p in page.parent.glob("*.png")} == {
+        "code_probabilities-by-beta.png", "code_classes-by-beta.png"}  # fmt: skip
+
+
+def test_the_code_report_needs_code_models(tmp_path: Path, fails) -> None:
+    out = tmp_path / "D"
+    (out / "runs/beta=1/seed-0").mkdir(parents=True)
+    (out / "study.toml").write_text(PLAN)
+    (out / "runs/beta=1/seed-0/summary.json").write_text('{"beta": 1, "status": "finished"}')
+    (out / "results.csv").write_text("beta,status\n1,finished\n")
+    line = fails("report", str(out), "--kind", "code")
+    assert "no run of this study holds a categorical code" in line
 
 
 def test_a_committed_campaign_continues_from_its_summaries(tmp_path: Path) -> None:
@@ -269,3 +284,24 @@ def test_a_committed_campaign_continues_from_its_summaries(tmp_path: Path) -> No
     assert [p.name for p in result.skipped] == ["seed-0"]
     assert sorted(r["seed"] for r in _rows(moved)) == ["0", "1"]
     assert not (moved / "runs/beta=1/seed-0/model.safetensors").exists()
+
+
+def test_the_study_report_compares_groups_with_the_exact_rank_test(tmp_path: Path) -> None:
+    """Violins come with each x value's runs against the first's, per group: quartiles and the
+    exact two-sided Mann–Whitney p, in the page and in comparisons.csv."""
+    from vaetool.workflows.report import StudyReportRequest, build_study_report
+
+    out = tmp_path / "S"
+    (out / "runs").mkdir(parents=True)
+    (out / "study.toml").write_text(PLAN.replace("seeds = [0, 1]", "seeds = [0, 1, 2]"))
+    lines = ["run,beta,seed,status,mig"]
+    values = {1: [0.30, 0.40, 0.50], 4: [0.10, 0.15, 0.20]}
+    lines += [f"r,{b},{s},finished,{v[s]}" for b, v in values.items() for s in range(3)]
+    (out / "results.csv").write_text("\n".join(lines) + "\n")
+    page = build_study_report(StudyReportRequest(out, x="beta", columns=("mig",), kind="violin"))
+    with open(page.parent / "comparisons.csv", newline="") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert (row["baseline"], row["against"], row["n"]) == ("beta = 1", "beta = 4", "3 vs 3")
+    assert float(row["p (exact, two-sided)"]) == pytest.approx(0.1)  # fully separated, 3 vs 3
+    assert row["median [q1, q3]"] == "0.15 [0.125, 0.175]"
+    assert "Comparisons with the first value" in page.read_text()

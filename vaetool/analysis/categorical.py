@@ -108,6 +108,16 @@ def code_histograms(
     }
 
 
+def matched_confusion(counts: np.ndarray) -> np.ndarray:
+    """C (K, L) with its rows reordered so that row y is the code class matched to label y
+    (:func:`best_matching`), unmatched classes after them: seeds' codes, whose class numbers
+    are arbitrary, become comparable and can be summed (paper 001 Figs. 9–10)."""
+    pairs = best_matching(counts)
+    order = list(pairs[np.argsort(pairs[:, 1]), 0])
+    order += [k for k in range(len(counts)) if k not in order]
+    return counts[order]
+
+
 def best_matching(counts: np.ndarray) -> np.ndarray:
     """The one-to-one code → label assignment maximising Σ_k C[k, σ(k)]: (pairs, 2) int64 rows
     (k, σ(k)) (the Hungarian algorithm, scipy's linear_sum_assignment on −C)."""

@@ -40,7 +40,10 @@ def report(
     ] = None,
     kind: Annotated[
         str,
-        typer.Option(help="Study: line (mean ± sd over seeds), violin, or scatter (runs)."),
+        typer.Option(
+            help="Study: line (mean ± sd over seeds), violin, scatter (runs), or code "
+            "(a categorical code's histograms, paper 001 Figs. 6, 9–10)."
+        ),
     ] = "line",
     vmi: Annotated[
         bool,

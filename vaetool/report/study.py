@@ -1,7 +1,8 @@
 """The report of a study (`vaetool report DIR`): any results.csv column against any swept option,
 one line (mean ± standard deviation over seeds) or violin per group, or a scatter of the runs
 against any numeric column (paper 002's indicators against the normalised variance β·σ², a
-log axis when it spans decades), and the table.
+log axis when it spans decades); beside lines and violins, the comparisons of each x value
+with the first one per group (median and quartiles, exact rank test; MATH.md §15); the table.
 
 pandas and matplotlib live here, at the reporting edge; the rows come from results.csv.
 """
@@ -9,6 +10,7 @@ pandas and matplotlib live here, at the reporting edge; the rows come from resul
 from __future__ import annotations
 
 import io
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,12 +19,13 @@ import pandas as pd
 from matplotlib.axes import Axes as PlotAxes
 from matplotlib.figure import Figure
 
+from vaetool.analysis.compare import Spread, rank_test, spread
 from vaetool.errors import ConfigError
 from vaetool.report.html import ReportPage, Section, render_page
 
 # Columns drawn when none is asked for (those present): the ELBO, the information, its count.
 DEFAULT_COLUMNS = ("val_elbo", "sum_mi", "n_influential", "val_recon", "val_kl")
-KINDS = ("line", "violin", "scatter")
+KINDS = ("line", "violin", "scatter", "code")  # code: report/study_code.py
 LOG_SPAN = 20.0  # a scatter's x axis is logarithmic when max/min of positive x exceeds this
 
 
@@ -100,6 +103,37 @@ def study_figure(frame: pd.DataFrame, column: str, x: str, group: str | None, ki
     return _png(figure, axes, column, x, group)
 
 
+def comparison_table(
+    frame: pd.DataFrame, columns: tuple[str, ...], x: str, group: str | None
+) -> pd.DataFrame:
+    """Per column and group, each x value's runs against the first x value's (the baseline):
+    n, median [q1, q3], mean ± sd of each, and the exact two-sided rank test's p (MATH.md §15)."""
+    xs = sorted(frame[x].dropna().unique(), key=_order)
+    rows = []
+    for column, (label, part) in itertools.product(columns, _groups(frame, group)):
+        values = {v: part.loc[part[x] == v, column].dropna().to_numpy(float) for v in xs}
+        base = values[xs[0]]
+        for other in xs[1:]:
+            if len(base) == 0 or len(values[other]) == 0:
+                continue
+            a, b = spread(base), spread(values[other])
+            rows.append({"column": column, **({"group": label} if group else {}),
+                         "baseline": f"{x} = {xs[0]}", "against": f"{x} = {other}",
+                         "baseline median [q1, q3]": _quartiles(a), "median [q1, q3]":
+                         _quartiles(b), "baseline mean ± sd": _mean_sd(a),
+                         "mean ± sd": _mean_sd(b), "n": f"{a.n} vs {b.n}",
+                         "p (exact, two-sided)": rank_test(values[other], base).p})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _quartiles(s: Spread) -> str:
+    return f"{s.median:.4g} [{s.q1:.4g}, {s.q3:.4g}]"
+
+
+def _mean_sd(s: Spread) -> str:
+    return f"{s.mean:.4g} ± {s.sd:.2g}" if s.n > 1 else f"{s.mean:.4g}"
+
+
 def _groups(frame: pd.DataFrame, group: str | None) -> list[tuple[str | None, pd.DataFrame]]:
     """(legend label, rows) per group; ``group`` is one column or several, comma-separated."""
     if group is None:
@@ -141,8 +175,8 @@ def _order(value: object) -> tuple[int, float | str]:
 
 
 def study_page(frame: pd.DataFrame, folder: Path, images: list[tuple[str, StudyFigure]],
-               swept: list[str]) -> str:  # fmt: skip
-    """The HTML page: the study's counts, each figure, the whole table."""
+               swept: list[str], comparisons: pd.DataFrame | None = None) -> str:  # fmt: skip
+    """The HTML page: the study's counts, each figure, the comparisons, the whole table."""
     status = frame["status"].value_counts().to_dict() if "status" in frame else {}
     summary = {"study": str(folder), "runs": len(frame), "swept": ", ".join(swept) or "none",
                **{f"runs {k}": v for k, v in status.items()}}  # fmt: skip
@@ -150,6 +184,13 @@ def study_page(frame: pd.DataFrame, folder: Path, images: list[tuple[str, StudyF
         Section(f"{fig.column} by {fig.x}", note=_figure_note(fig), image=name)
         for name, fig in images
     ]
+    if comparisons is not None and len(comparisons):
+        sections.append(Section("Comparisons with the first value (comparisons.csv)",
+                                note="runs of each value against the first value's, per group: "
+                                "median [quartiles], mean ± sd over seeds, and the exact "
+                                "Mann–Whitney p (two-sided; no normality assumed; 3 against 3 "
+                                "runs cannot go below p = 0.1)", table=comparisons,
+                                table_id="comparisons", scroll=True))  # fmt: skip
     sections.append(Section("All runs (results.csv)", table=frame, table_id="results",
                             scroll=True))  # fmt: skip
     page = ReportPage("vaetool study report", "one row per run: its settings, the final "
@@ -161,5 +202,6 @@ def study_page(frame: pd.DataFrame, folder: Path, images: list[tuple[str, StudyF
 def _figure_note(fig: StudyFigure) -> str:
     how = {"line": "mean over seeds, bars ±1 standard deviation",
            "violin": "the seeds' distribution, mean marked, each run a dot",
-           "scatter": "one point per run"}[fig.kind]  # fmt: skip
+           "scatter": "one point per run",
+           "code": "the test images' codes, summed over seeds"}[fig.kind]  # fmt: skip
     return f"{how}" + (f"; one {fig.kind} per {fig.group}" if fig.group else "")

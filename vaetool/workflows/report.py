@@ -207,11 +207,16 @@ class StudyReportRequest:
         return self.out or self.study / "report"
 
 
+COMPARISONS = "comparisons.csv"  # a study report's rank tests (lines and violins)
+
+
 def build_study_report(request: StudyReportRequest) -> Path:
-    """The cross-run page of a study: one figure per column, then the whole results table."""
+    """The cross-run page of a study: one figure per column, the comparisons of each x value
+    with the first (lines and violins), then the whole results table."""
     from vaetool.report.study import (
         StudyFigure,
         check_axes,
+        comparison_table,
         study_figure,
         study_frame,
         study_page,
@@ -223,6 +228,8 @@ def build_study_report(request: StudyReportRequest) -> Path:
     swept = [name for name in plan.swept if name in frame.columns]
     if len(plan.seeds) > 1 and not swept:
         swept = ["seed"]
+    if request.kind == "code":
+        return _code_report(request, frame, swept)
     x, columns, group = check_axes(frame, swept, request.x, request.columns, request.group,
                                    request.kind)  # fmt: skip
     folder = prepare_report_dir(request.folder, request.force)
@@ -232,5 +239,27 @@ def build_study_report(request: StudyReportRequest) -> Path:
         name = f"{column}-by-{x}.png"
         write_atomic(folder / name, png)
         images.append((name, StudyFigure(column, x, group, request.kind, png)))
-    page = study_page(frame, request.study, images, swept)
+    comparisons = None
+    if request.kind != "scatter":
+        comparisons = comparison_table(frame, columns, x, group)
+        write_atomic(folder / COMPARISONS, comparisons.to_csv(index=False).encode())
+    page = study_page(frame, request.study, images, swept, comparisons)
+    return write_atomic(folder / INDEX, page.encode())
+
+
+def _code_report(request: StudyReportRequest, frame: object, swept: list[str]) -> Path:
+    """`--kind code`: paper 001 Figs. 6 and 9–10 from the runs' summaries, then the table."""
+    from vaetool.report.study import StudyFigure, study_page
+    from vaetool.report.study_code import class_figure, code_groups, probability_figure
+    from vaetool.workflows.study import read_summaries
+
+    x = request.x or (swept[0] if swept else "seed")
+    groups = code_groups(read_summaries(request.study), x)
+    folder = prepare_report_dir(request.folder, request.force)
+    images = []
+    for name, draw in (("code_probabilities", probability_figure), ("code_classes", class_figure)):
+        png = draw(groups, x)
+        write_atomic(folder / f"{name}-by-{x}.png", png)
+        images.append((f"{name}-by-{x}.png", StudyFigure(name, x, None, "code", png)))
+    page = study_page(frame, request.study, images, swept)  # type: ignore[arg-type]
     return write_atomic(folder / INDEX, page.encode())

@@ -420,18 +420,24 @@ def _number(text: str) -> float | str:
         return text
 
 
+def read_summaries(out: Path) -> list[dict[str, Any]]:
+    """Every run's summary.json under ``out``, in folder order."""
+    rows = []
+    for path in sorted((Path(out) / RUNS_DIR).glob(f"*/seed-*/{SUMMARY_NAME}")):
+        try:
+            rows.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            continue  # never half-written (atomic), but a foreign file is not ours
+    return rows
+
+
 def rebuild_results(out: Path) -> Path:
     """DIR/results.csv from every run's summary.json, under an exclusive lock (shards running
     at once serialise here; the last rebuild sees every summary written before it)."""
     target = Path(out) / RESULTS_NAME
     with open(Path(out) / ".results.lock", "ab") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        rows = []
-        for path in sorted((Path(out) / RUNS_DIR).glob(f"*/seed-*/{SUMMARY_NAME}")):
-            try:
-                rows.append(json.loads(path.read_text(encoding="utf-8")))
-            except (OSError, ValueError):
-                continue  # never half-written (atomic), but a foreign file is not ours
+        rows = read_summaries(out)
         columns: list[str] = []
         for row in rows:  # lists (a code's histograms) stay in summary.json
             columns += [c for c in row if c not in columns and not isinstance(row[c], list)]
