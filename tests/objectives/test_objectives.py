@@ -228,3 +228,35 @@ def test_options_that_do_not_apply_are_refused() -> None:
     with pytest.raises(ConfigError, match="--tc-estimator 'exact'"):
         build_objective("beta_tcvae", {"tc_estimator": "exact"}, model,
                         TrainContext(64, 1, 1e-3, CPU))  # fmt: skip
+
+
+def test_a_code_capacity_replaces_the_code_kl_by_its_distance_to_the_schedule(batch) -> None:
+    """With --code-capacity C (Dupont 2018, beyond paper 001) the VMI loss is recon + KL_z +
+    γ_c |KL_c − C_c(t)| − λ·MI, C_c(t) = min(C, C·t/T); without it, recon + KL − λ·MI; the
+    reported kl and elbo stay the model's own; a capacity above log K, or without a code, is
+    refused before training."""
+    from vaetool.errors import ConfigError
+
+    torch.manual_seed(12)
+    config = ModelConfig("mlp", (1, 8, 8), latents=3, hidden=32, categories=4)
+    model = build_model(config)
+    options = {"code_capacity": 1.0, "code_gamma": 7.0, "code_capacity_steps": 10}
+    objective = build_objective("vmi", options, model, TrainContext(64, 1, 3e-3, CPU))
+    objective.step.fill_(4)  # C_c(4) = 0.4 nats
+    objective.eval()
+    with torch.no_grad():
+        torch.manual_seed(0)
+        terms = objective.losses(batch)
+        kl_code = objective._kl_code
+    kl_z = terms["kl"] - kl_code
+    expected = terms["recon"] + kl_z + 7.0 * (kl_code - 0.4).abs() - terms["mi_vmi"]
+    assert float(terms["loss"]) == pytest.approx(float(expected), rel=1e-6)
+    assert float(terms["elbo"]) == pytest.approx(-float(terms["recon"] + terms["kl"]), rel=1e-6)
+    for bad, message in [({"code_capacity": 1.5}, "cannot exceed log K = 1.3863"),
+                         ({"code_capacity": -1.0}, "expected 0 \\(off\\)")]:  # fmt: skip
+        with pytest.raises(ConfigError, match=message):
+            OBJECTIVES.get("vmi").check_model(bad, config)
+            build_objective("vmi", bad, model, TrainContext(64, 1, 3e-3, CPU))
+    plain = ModelConfig("mlp", (1, 8, 8), latents=3, hidden=32)
+    with pytest.raises(ConfigError, match="no categorical code"):
+        OBJECTIVES.get("vmi").check_model({"code_capacity": 1.0, "vmi_factors": "0"}, plain)

@@ -123,6 +123,18 @@ def train(
             show_default="prior",
         ),
     ] = None,
+    code_capacity: Annotated[
+        float | None,
+        _opt(
+            "[objective] vmi: hold the code's KL near a capacity growing to C nats "
+            "(Dupont 2018; beyond paper 001).",
+            show_default="0, off",
+        ),
+    ] = None,
+    code_gamma: Annotated[float | None, _opt("[objective] vmi: γ of the code capacity.")] = None,
+    code_capacity_steps: Annotated[
+        int | None, _opt("[objective] vmi: steps for the code capacity to reach C.")
+    ] = None,
     # optimisation
     epochs: Annotated[
         int | None, _opt("[optimisation] Passes over the training split.", show_default="20")

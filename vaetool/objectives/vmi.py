@@ -30,6 +30,7 @@ from vaetool.config import ModelConfig, check_finite
 from vaetool.device import autocast
 from vaetool.errors import ConfigError
 from vaetool.models import VAE
+from vaetool.objectives.annealed import capacity_at
 from vaetool.objectives.base import Objective, TrainContext, apply_step
 from vaetool.vmi import build_q, categorical_log_q, gaussian_entropy, gaussian_log_q
 
@@ -54,12 +55,24 @@ class VMIObjectiveOptions:
     vmi_factors: str = "auto"
     vmi_q_lr: float = 1e-3
     vmi_entropy: str = "prior"  # H(ẑ): "prior" (paper 001: log K held constant) or "batch"
+    # beyond paper 001: the code's KL held near a growing capacity (Dupont 2018, jointvae):
+    # γ_c |KL_c − C_c(t)|, C_c(t) = min(C, C·t/T); 0 = off (the paper's plain KL_c)
+    code_capacity: float = 0.0
+    code_gamma: float = 30.0  # jointvae's MNIST γ
+    code_capacity_steps: int = 25_000  # jointvae's MNIST T
 
     def __post_init__(self) -> None:
         if self.vmi_entropy not in ENTROPIES:
             raise ConfigError(f"--vmi-entropy {self.vmi_entropy!r}: expected prior or batch")
         check_finite("--vmi-lambda", self.vmi_lambda)
         check_finite("--vmi-q-lr", self.vmi_q_lr, positive=True)
+        check_finite("--code-gamma", self.code_gamma, positive=True)
+        if not (math.isfinite(self.code_capacity) and self.code_capacity >= 0):
+            raise ConfigError(f"--code-capacity {self.code_capacity}: expected 0 (off) or "
+                              "a capacity in nats")  # fmt: skip
+        if self.code_capacity_steps < 1:
+            raise ConfigError(f"--code-capacity-steps {self.code_capacity_steps}: expected "
+                              "at least 1")  # fmt: skip
         if not isinstance(self.vmi_factors, str):
             raise ConfigError(f"--vmi-factors {self.vmi_factors!r}: expected c, auto or 0,1")
 
@@ -97,6 +110,13 @@ class VMIRegularised(Objective):
         if options.get("vmi_entropy", "prior") == "batch" and part is not None:
             raise ConfigError("--vmi-entropy batch applies to the categorical code "
                               "(--vmi-factors c), not to Gaussian factors")  # fmt: skip
+        capacity = float(options.get("code_capacity", 0.0))
+        if capacity and not config.categories:
+            raise ConfigError("--code-capacity: the model has no categorical code "
+                              "(add --latent-categorical K)")  # fmt: skip
+        if capacity > math.log(config.categories or 1) + 1e-9:
+            raise ConfigError(f"--code-capacity {capacity}: the code's KL cannot exceed "
+                              f"log K = {math.log(config.categories):.4f} nats")  # fmt: skip
 
     def __init__(self, model: VAE, options: VMIObjectiveOptions, context: TrainContext) -> None:
         super().__init__(model, options, context)
@@ -129,13 +149,23 @@ class VMIRegularised(Objective):
         mi = entropy + log_q
         recon, kl = recon.mean(), kl.mean()
         return {
-            "loss": recon + kl - self.options.vmi_lambda * mi,
+            "loss": recon + self.kl_penalty(kl) - self.options.vmi_lambda * mi,
             "recon": recon,
             "kl": kl,
             "elbo": -(recon + kl),
             "mi_vmi": mi,
             "q_loss": -log_q,
         }
+
+    def kl_penalty(self, kl: Tensor) -> Tensor:
+        """KL as the ELBO has it; with a code capacity, KL_z + γ_c |KL_c − C_c(t)| (Dupont
+        2018's discrete capacity, beyond paper 001; MATH.md §10's jointvae reference)."""
+        options = self.options
+        if not options.code_capacity:
+            return kl
+        kl_code = self._kl_code
+        c = capacity_at(self.step, options.code_capacity, options.code_capacity_steps)
+        return kl - kl_code + options.code_gamma * (kl_code - c).abs()
 
     def step_losses(self, terms: dict[str, Tensor]) -> dict[str, Tensor]:
         """Q descends −E log Q (its own parameters only), the VAE its loss."""
