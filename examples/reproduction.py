@@ -56,12 +56,6 @@ def load(plan: str) -> pd.DataFrame:
     return frame
 
 
-def summaries(plan: str) -> list[dict]:
-    return [
-        json.loads(p.read_text()) for p in sorted((STUDIES / plan).glob("runs/*/*/summary.json"))
-    ]
-
-
 def decimals(value: float, digits: int) -> int:
     """Decimals that show ``digits`` significant digits of ``value`` (none past the point for
     large values)."""
@@ -238,9 +232,10 @@ def paper002() -> None:
         f"{ms(specified.loc[specified['sigma2'] == best, 'evlb'], 4)}: one-sided exact p = "
         f"{one_sided(vae, specified.loc[specified['sigma2'] == best, 'evlb'], 'greater')}"
     )
+    kl = "kl_qstar_factorised"
     print(
-        f"- Fig. 5a: KL against β (learned) {spearman(learned['beta'], learned['kl_qstar_factorised'])}"
-        f"; against σ² (specified) {spearman(specified['sigma2'], specified['kl_qstar_factorised'])}"
+        f"- Fig. 5a: KL against β (learned) {spearman(learned['beta'], learned[kl])}; "
+        f"against σ² (specified) {spearman(specified['sigma2'], specified[kl])}"
     )
     for column, name, log_y, claim in [
         ("kl_qstar_factorised", "Fig. 5a, KL(q(z) ‖ p(z))", True, "two-sided"),
