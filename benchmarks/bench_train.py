@@ -5,12 +5,12 @@
 On the embedded mnist5k's images (1 × 28 × 28, conv28 network, H = 10, Bernoulli, β-VAE):
 
 1. images/s of one training step (forward, backward, Adam) at batch 100 and a large batch for
-   vaetool's plain step, vaetool's fast step (the CUDA graph of vaetool.fast_step; the same as
+   vaetool's plain step, vaetool's fast step (the CUDA graph of training.fast_step; the same as
    plain on a CPU), the fast step with bf16 autocast, and pythae 0.1.2's VAE with the *same*
    encoder and decoder modules and the same Adam (if pythae is installed) — medians of
    ``--steps`` steps after warm-up;
 2. the encoder pass alone (the `mi rank` floor), images/s at the large batch;
-3. K seeds at once (vaetool.ensemble) against K separate runs: 2 epochs of 1,200 images;
+3. K seeds at once (vaetool.training.ensemble) against K separate runs: 2 epochs of 1,200 images;
 4. the cold start of `vaetool --help`.
 """
 
@@ -29,11 +29,11 @@ from timing import device_name, sync, timed
 from vaetool.config import DataConfig, ModelChoice, ModelConfig, TrainConfig
 from vaetool.data import load_dataset
 from vaetool.device import autocast, resolve_device
-from vaetool.ensemble import fit_stack, stack_sessions
-from vaetool.fast_step import make_step
 from vaetool.models import build_model
 from vaetool.objectives import TrainContext, build_objective
-from vaetool.training import Session, fit, open_session, start_session
+from vaetool.training.ensemble import fit_stack, stack_sessions
+from vaetool.training.fast_step import make_step
+from vaetool.training.loop import Session, fit, open_session, start_session
 
 CONFIG = ModelConfig("conv28", (1, 28, 28), latents=10)
 

@@ -11,10 +11,10 @@ import torch
 from safetensors.torch import save_file
 
 import vaetool
-from vaetool.checkpoint import CheckpointInfo, load_checkpoint, read_info, save_checkpoint
 from vaetool.config import DataConfig, ModelConfig, TrainConfig
 from vaetool.errors import CheckpointError
 from vaetool.models import build_model
+from vaetool.store.checkpoint import CheckpointInfo, load_checkpoint, read_info, save_checkpoint
 
 
 def _tiny(latents: int = 3) -> tuple[torch.nn.Module, CheckpointInfo]:
@@ -113,7 +113,7 @@ def test_corrupt_checkpoint_cli_error_is_one_line(tmp_path: Path, cli) -> None:
 
 
 def test_atomic_write_uses_the_usual_file_mode(tmp_path: Path) -> None:
-    from vaetool.atomic import write_atomic
+    from vaetool.store.atomic import write_atomic
 
     mask = os.umask(0o022)
     try:

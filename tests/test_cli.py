@@ -122,7 +122,7 @@ def test_public_api_is_lazy_and_names_the_workflows() -> None:
     stands for, and an unknown name is an AttributeError."""
     code = (
         "import sys, vaetool; assert 'torch' not in sys.modules; "
-        "import vaetool.workflows as w, vaetool.checkpoint as c; "
+        "import vaetool.workflows as w, vaetool.store.checkpoint as c; "
         "assert vaetool.rank is w.rank and vaetool.train is w.train_run; "
         "assert vaetool.load is c.load_model and vaetool.PruneRequest is w.PruneRequest; "
         "assert all(getattr(vaetool, n) is not None for n in vaetool.__all__); "

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import vaetool
-from vaetool.sidecar import load_sidecar
+from vaetool.store.sidecar import load_sidecar
 
 pytestmark = pytest.mark.slow
 TRAIN = ["train", "--subset", "600", "--latents", "4", "--epochs", "2", "--batch-size", "50",

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from vaetool.config import DataConfig, ModelChoice, ModelConfig, TrainConfig
-from vaetool.fast_step import GraphedStep, make_step
 from vaetool.models import build_model
 from vaetool.objectives import OBJECTIVES, TrainContext, build_objective
-from vaetool.training import run_session, start_session
+from vaetool.training.fast_step import GraphedStep, make_step
+from vaetool.training.loop import run_session, start_session
 
 CPU = torch.device("cpu")
 

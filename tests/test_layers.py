@@ -51,7 +51,7 @@ def _offenders(files: list[Path], banned: tuple[str, ...]) -> list[str]:
 def test_analysis_is_pure_tensors() -> None:
     """No checkpoint, data-set, file or reporting imports in analysis/ (a DeviceFeed of batches
     is a tensor stream, allowed)."""
-    banned = ("vaetool.checkpoint", "vaetool.sidecar", "vaetool.posterior_file",
+    banned = ("vaetool.store.checkpoint", "vaetool.store.sidecar", "vaetool.store.posterior_file",
               "vaetool.workflows", "vaetool.report", "vaetool.cli", "vaetool.data.idx",
               "vaetool.data.npz", "vaetool.data.folder", "vaetool.data.dsprites",
               "vaetool.data.mnist5k", "pandas", "matplotlib", "typer", "rich", "PIL")  # fmt: skip
@@ -81,7 +81,7 @@ def test_nothing_imports_the_cli_and_the_core_does_not_import_workflows() -> Non
 def test_cli_calls_workflows_not_the_core_controllers() -> None:
     """CLI modules parse and render: they may import workflows, report (rendering), errors,
     config (option types) and registries' names, never data loading or estimators' internals."""
-    banned = ("vaetool.data", "vaetool.checkpoint", "vaetool.training", "vaetool.sidecar",
-              "vaetool.posterior_file", "vaetool.analysis.encode", "vaetool.analysis.qstar",
-              "vaetool.analysis.mixture", "vaetool.models")  # fmt: skip
+    banned = ("vaetool.data", "vaetool.store.checkpoint", "vaetool.training.loop",
+              "vaetool.store.sidecar", "vaetool.store.posterior_file", "vaetool.analysis.encode",
+              "vaetool.analysis.qstar", "vaetool.analysis.mixture", "vaetool.models")  # fmt: skip
     assert _offenders(_modules("cli"), banned) == []

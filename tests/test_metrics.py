@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vaetool.metrics import METRICS, compute_metrics, metric_names
+from vaetool.analysis.metrics import METRICS, compute_metrics, metric_names
 from vaetool.workflows.metrics import CodesTruth
 
 SIZES = (3, 6, 10)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from safetensors import safe_open
 
-from vaetool.sidecar import q_sidecar_path
+from vaetool.store.sidecar import q_sidecar_path
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Posterior files (vaetool.posterior_file): real files in tmp_path, good and bad.
+"""Posterior files (vaetool.store.posterior_file): real files in tmp_path, good and bad.
 
 Every bad file must give one DataError line naming the file and what was expected; values are
 checked while streaming or loading and named by [row, col]; nothing is ever unpickled.
@@ -17,10 +17,10 @@ import safetensors.numpy
 import safetensors.torch
 import torch
 
-import vaetool.posterior_file as pf
+import vaetool.store.posterior_file as pf
 from vaetool.analysis.qstar import QStarAccumulator, fit_qstar
 from vaetool.errors import ConfigError, DataError, VaetoolWarning
-from vaetool.posterior_file import (
+from vaetool.store.posterior_file import (
     PosteriorFile,
     is_posterior_file,
     open_posterior_file,

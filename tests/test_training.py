@@ -9,7 +9,7 @@ import torch
 from vaetool.config import DataConfig, ModelChoice, TrainConfig
 from vaetool.data import load_dataset
 from vaetool.data.feed import DeviceFeed
-from vaetool.training import train
+from vaetool.training.loop import train
 
 DATA = DataConfig("mnist5k", subset=600)
 

@@ -9,9 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from vaetool.config import ModelConfig
-from vaetool.models import VAE, build_model
-from vaetool.vmi import (
+from vaetool.analysis.vmi import (
     GAUSSIAN_ENTROPY,
     VMIOptions,
     evaluate_bounds,
@@ -19,6 +17,8 @@ from vaetool.vmi import (
     gaussian_entropy,
     gaussian_log_q,
 )
+from vaetool.config import ModelConfig
+from vaetool.models import VAE, build_model
 from vaetool.workflows import rank_posterior
 
 A, S = 2.0, 1.0  # x = a z_1 + s n: I(z_1; x) = ½ log(1 + a²/s²) = 0.8047 (MATH.md §14)

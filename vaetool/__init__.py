@@ -15,8 +15,8 @@ __version__ = "0.1.0"
 
 _WORKFLOWS = "vaetool.workflows"
 _LAZY = {
-    "load": ("vaetool.checkpoint", "load_model"),
-    "read_info": ("vaetool.checkpoint", "read_info"),
+    "load": ("vaetool.store.checkpoint", "load_model"),
+    "read_info": ("vaetool.store.checkpoint", "read_info"),
     "load_dataset": ("vaetool.data", "load_dataset"),
     "encode": ("vaetool.analysis.encode", "encode"),
     "fit_qstar": ("vaetool.analysis.qstar", "fit_qstar"),
@@ -29,7 +29,7 @@ _LAZY = {
     "rank": (_WORKFLOWS, "rank"),
     "rank_posterior": (_WORKFLOWS, "rank_posterior"),
     "analyse": ("vaetool.workflows.analyse", "analyse"),
-    "VMIOptions": ("vaetool.vmi", "VMIOptions"),
+    "VMIOptions": ("vaetool.analysis.vmi", "VMIOptions"),
     "PruneRequest": (_WORKFLOWS, "PruneRequest"),
     "prune": (_WORKFLOWS, "prune"),
     "TraverseRequest": (_WORKFLOWS, "TraverseRequest"),

@@ -233,7 +233,7 @@ class TrainConfig(_DictConfig):
     seed: int = 0  # seeds weight init, shuffling and the reparameterisation noise
     keep: str = "last"  # which weights the checkpoint holds: the last epoch's or the best val ELBO
     precision: str = "fp32"  # the forward's autocast dtype: fp32 or bf16 (vaetool.device)
-    graph: bool = True  # on CUDA, capture the step as a CUDA graph (vaetool.fast_step)
+    graph: bool = True  # on CUDA, capture the step as a CUDA graph (vaetool.training.fast_step)
 
     def __post_init__(self) -> None:
         self._check_types()

@@ -3,7 +3,7 @@ disentanglement_lib computes it (evaluation/metrics/utils.py, mig.py, modularity
 dci.py, sap_score.py, factor_vae.py). Codes c are (H, S) (one row per latent), factor classes
 v are int64 (K, S) (one row per factor), as dlib lays them out. Reductions are float64; the
 discretisation works in the codes' own dtype, as numpy's histogram does, so that bins (and MIG)
-match dlib's bit for bit. The classifiers some metrics train live in vaetool.metrics.
+match dlib's bit for bit. The classifiers some metrics train live in vaetool.analysis.metrics.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Each estimator turns the always-available q* indicators (and, when it needs them
 kind of number it is. ``qstar`` is paper 000's upper bound; ``mixture`` the consistent estimate
 under the empirical data distribution, with the joint I(x; z) and TC(z); ``vmi`` paper 001's
 variational lower bound (MATH.md §4, §12), from a Q fitted on the model's own samples
-(vaetool.vmi, fitted by the workflow that holds the model).
+(vaetool.analysis.vmi, fitted by the workflow that holds the model).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from torch import Tensor
 from vaetool.analysis.encode import Posterior
 from vaetool.analysis.indicators import FactorIndicators
 from vaetool.analysis.mixture import DEFAULT_TIME_BUDGET_S, MixtureEstimate, mixture_information
+from vaetool.analysis.vmi import VMIEstimate
 from vaetool.registry import Registry
-from vaetool.vmi import VMIEstimate
 
 Progress = Callable[[int, int], None]  # (done, total) within one estimator's work
 

@@ -30,8 +30,8 @@ from vaetool.analysis.indicators import (
     factor_indicators,
 )
 from vaetool.analysis.qstar import QStar
+from vaetool.analysis.vmi import VMIEstimate
 from vaetool.errors import ConfigError, VaetoolWarning
-from vaetool.vmi import VMIEstimate
 
 WARN_POINTS = 100  # fewer points than this: the estimates are said to be noisy
 

@@ -22,7 +22,7 @@ def emit_text(text: str, output: Path | None) -> None:
         _console.out.file.write(text)
         _console.out.file.flush()
         return
-    from vaetool.atomic import write_atomic
+    from vaetool.store.atomic import write_atomic
 
     write_atomic(output, text.encode())
     _console.err.print(f"wrote {output}")

@@ -117,7 +117,7 @@ def rank(
     Example: vaetool mi rank runs/mnist/model.safetensors --estimator qstar,mixture
     """
     from vaetool.analysis.estimators import MixtureOptions
-    from vaetool.vmi import VMIOptions
+    from vaetool.analysis.vmi import VMIOptions
     from vaetool.workflows import Points, RankRequest, rank
 
     check_format(fmt)

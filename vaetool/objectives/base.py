@@ -51,7 +51,7 @@ class Objective(nn.Module):
     # whether the objective's loss covers a categorical code's KL (paper 001 §4.2): one that
     # decomposes the Gaussian KL alone (β-TCVAE) does not
     supports_code: ClassVar[bool] = True
-    # whether K models of it can train as one stack (vaetool.ensemble: one forward per step)
+    # whether K models of it can train as one stack (training.ensemble: one forward per step)
     stackable: ClassVar[bool] = True
 
     def __init__(self, model: VAE, options: Any, context: TrainContext) -> None:

@@ -13,8 +13,8 @@ mnist5k at λ = 10; docs/reproduction.md). ``vmi_entropy = "batch"`` (beyond the
 entropy of the batch's mean code H(ȳ) instead, 0 for a constant code.
 
 Per batch (eq. 7): (a) one Adam step on Q maximising E log Q(ẑ | x̃); (b) one step on the VAE
-with Q frozen on a fresh forward pass. Q (:func:`vaetool.vmi.build_q`) is saved with the model
-as ``objective.q.*``.
+with Q frozen on a fresh forward pass. Q (:func:`vaetool.analysis.vmi.build_q`) is saved with
+the model as ``objective.q.*``.
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from vaetool.analysis.vmi import build_q, categorical_log_q, gaussian_entropy, gaussian_log_q
 from vaetool.config import ModelConfig, check_finite
 from vaetool.device import autocast
 from vaetool.errors import ConfigError
 from vaetool.models import VAE
 from vaetool.objectives.annealed import capacity_at
 from vaetool.objectives.base import Objective, TrainContext, apply_step
-from vaetool.vmi import build_q, categorical_log_q, gaussian_entropy, gaussian_log_q
 
 CODE = "c"  # --vmi-factors c: the categorical code
 ENTROPIES = ("prior", "batch")

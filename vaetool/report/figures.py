@@ -11,8 +11,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from vaetool.analysis.ranking import Ranking
-from vaetool.atomic import write_atomic
 from vaetool.errors import ConfigError
+from vaetool.store.atomic import write_atomic
 
 INFLUENTIAL_COLOR = "#c0392b"
 OTHER_COLOR = "#95a5a6"

@@ -11,7 +11,6 @@ from typing import Any
 
 from vaetool.analysis.pruning import KEEP_RULE, ClassificationTable, ReconstructionTable
 from vaetool.analysis.ranking import Ranking
-from vaetool.checkpoint import CheckpointInfo
 from vaetool.report.html import ReportPage, Section, render_page
 from vaetool.report.mi_tables import (
     TABLE_HEADERS,
@@ -20,6 +19,7 @@ from vaetool.report.mi_tables import (
     summary_warnings,
 )
 from vaetool.report.prune_tables import display_frame, prune_frame
+from vaetool.store.checkpoint import CheckpointInfo
 
 
 def report_page(

@@ -10,7 +10,7 @@ montage of R rows × K columns of (h, w) images at integer ``scale`` with ``sep`
 A sheet stacks blocks top to bottom with ``BLOCK_GAP_PX`` between them (and between an optional
 header image and the first block), each padded on the right to the widest: its height is
 Σ heights + (n−1)·gap and its width the largest width. PNG and GIF bytes come from PIL via
-``io.BytesIO``; callers write them with :func:`vaetool.atomic.write_atomic`.
+``io.BytesIO``; callers write them with :func:`vaetool.store.atomic.write_atomic`.
 """
 
 from __future__ import annotations

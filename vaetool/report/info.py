@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from vaetool.checkpoint import CheckpointInfo
+from vaetool.store.checkpoint import CheckpointInfo
 
 
 def info_frame(details: CheckpointInfo) -> pd.DataFrame:

@@ -4,7 +4,7 @@ Each workflow opens a checkpoint, its data and its posterior once and composes t
 (analysis, report). See docs/library.md.
 """
 
-from vaetool.checkpoint import read_info
+from vaetool.store.checkpoint import read_info
 from vaetool.workflows.mi import (
     FitRequest,
     FitResult,

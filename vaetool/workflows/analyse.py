@@ -24,13 +24,13 @@ from torch import Tensor, nn
 from vaetool.analysis.pruning import ReconstructionTable
 from vaetool.analysis.traversal import FactorTraversal
 from vaetool.analysis.traversal_plan import TraversalPlan
-from vaetool.checkpoint import CheckpointInfo
 from vaetool.config import DataConfig, ModelConfig, TrainConfig
 from vaetool.data import ImageData, load_dataset
 from vaetool.device import resolve_device
 from vaetool.errors import ConfigError
 from vaetool.likelihoods import LIKELIHOODS
 from vaetool.models.latents import build_latent
+from vaetool.store.checkpoint import CheckpointInfo
 from vaetool.workflows.mi import RankRequest, RankResult, rank_opened
 from vaetool.workflows.prune import PruneRequest, prune_opened
 from vaetool.workflows.report import prepare_report_dir, report_opened

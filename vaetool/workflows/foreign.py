@@ -20,14 +20,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from vaetool.atomic import is_special, write_atomic
-from vaetool.checkpoint import CheckpointInfo, save_checkpoint
 from vaetool.config import DataConfig, TrainConfig
 from vaetool.data import factor_classes, load_dataset
 from vaetool.errors import CheckpointError, ConfigError, DataError
 from vaetool.importers import IMPORTERS, ForeignModel, check_against
 from vaetool.models import build_model
-from vaetool.sidecar import file_sha256
+from vaetool.store.atomic import is_special, write_atomic
+from vaetool.store.checkpoint import CheckpointInfo, save_checkpoint
+from vaetool.store.sidecar import file_sha256
 from vaetool.workflows.source import Points, Progress, open_source, posterior_pass
 
 

@@ -17,12 +17,12 @@ import numpy as np
 import torch
 
 from vaetool.analysis.encode import encode
+from vaetool.analysis.metrics import METRICS, CodeTruth, compute_metrics, metric_names
 from vaetool.data import ImageData, factor_classes
 from vaetool.data.feed import DeviceFeed
 from vaetool.data.npz import open_npz, read_array
 from vaetool.device import inference_batch_size
 from vaetool.errors import DataError
-from vaetool.metrics import METRICS, CodeTruth, compute_metrics, metric_names
 from vaetool.workflows.source import Points, Source, open_source
 
 CODES_WHAT = "stored codes: an .npz or .safetensors with 'mu' (N, H) and 'factors' (N, K) ints"

@@ -25,11 +25,12 @@ from vaetool.analysis.estimators import MixtureOptions, needs_model, needs_poste
 from vaetool.analysis.indicators import INFLUENTIAL_THRESHOLD_NATS
 from vaetool.analysis.qstar import QSTAR_VARIANTS, QStar, QStarAccumulator
 from vaetool.analysis.ranking import Ranking, check_estimators, rank_factors
-from vaetool.checkpoint import CheckpointInfo
+from vaetool.analysis.vmi import VMIEstimate, VMIOptions, build_q, evaluate_bounds, fit_q
 from vaetool.config import check_finite, check_seed
 from vaetool.errors import CheckpointError, ConfigError
 from vaetool.models import VAE
-from vaetool.sidecar import (
+from vaetool.store.checkpoint import CheckpointInfo
+from vaetool.store.sidecar import (
     FitRecord,
     QRecord,
     load_q_sidecar,
@@ -39,7 +40,6 @@ from vaetool.sidecar import (
     save_sidecar,
     sidecar_path,
 )
-from vaetool.vmi import VMIEstimate, VMIOptions, build_q, evaluate_bounds, fit_q
 from vaetool.workflows.source import Points, Progress, Source, open_source, posterior_pass
 
 if TYPE_CHECKING:

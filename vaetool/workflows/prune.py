@@ -36,12 +36,12 @@ from vaetool.analysis.pruning import (
     reconstruction_grid,
 )
 from vaetool.analysis.ranking import Ranking
-from vaetool.atomic import is_special, write_atomic
-from vaetool.checkpoint import save_checkpoint
 from vaetool.config import check_seed
 from vaetool.errors import CheckpointError, ConfigError, DataError
 from vaetool.models.slicing import slice_latents
 from vaetool.registry import Registry
+from vaetool.store.atomic import is_special, write_atomic
+from vaetool.store.checkpoint import save_checkpoint
 from vaetool.workflows.mi import RankRequest, rank_opened
 from vaetool.workflows.source import Points, Progress, Source, open_source
 

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vaetool.atomic import write_atomic
 from vaetool.config import DataConfig, TrainConfig
-from vaetool.training import BatchCallback, EpochRecord
+from vaetool.store.atomic import write_atomic
+from vaetool.training.loop import BatchCallback, EpochRecord
 from vaetool.workflows.mi import FitResult, RankRequest, RankResult, fit_saved, rank_opened
 from vaetool.workflows.prune import PruneRequest, PruneResult, prune_opened
 from vaetool.workflows.report import REPORT_ESTIMATORS, prepare_report_dir, report_opened

@@ -16,8 +16,8 @@ import torch
 
 from vaetool.analysis.ranking import Ranking
 from vaetool.analysis.traversal_plan import TraversalPlan
-from vaetool.atomic import write_atomic
 from vaetool.errors import ConfigError
+from vaetool.store.atomic import write_atomic
 from vaetool.workflows.mi import RankRequest, RankResult, rank_opened
 from vaetool.workflows.prune import PruneRequest, PruneResult, prune_opened
 from vaetool.workflows.source import Points, Progress, Source, open_source

@@ -19,14 +19,14 @@ from vaetool import distributed
 from vaetool.analysis.categorical import CodeAccumulator
 from vaetool.analysis.encode import Posterior, encode
 from vaetool.analysis.qstar import QStarAccumulator
-from vaetool.checkpoint import CheckpointInfo, load_checkpoint
 from vaetool.data import SPLIT_NAMES, ImageData, load_dataset, split_indices
 from vaetool.data.feed import DeviceFeed
 from vaetool.device import inference_batch_size, resolve_device
 from vaetool.errors import ConfigError, DataError
 from vaetool.models import VAE
-from vaetool.posterior_file import PosteriorFile, is_posterior_file, open_posterior_file
-from vaetool.sidecar import file_sha256
+from vaetool.store.checkpoint import CheckpointInfo, load_checkpoint
+from vaetool.store.posterior_file import PosteriorFile, is_posterior_file, open_posterior_file
+from vaetool.store.sidecar import file_sha256
 
 POSTERIOR_DATA = "posterior file"
 DEFAULT_SPLIT = "test"

@@ -3,8 +3,8 @@
 A plan (TOML)::
 
     seeds = [0, 1, 2]            # every grid point is trained once per seed
-    stack_seeds = false          # true: a point's seeds train at once (vaetool.ensemble)
-    metrics = ["mig"]            # ground-truth metrics in every summary (vaetool.metrics)
+    stack_seeds = false          # true: a point's seeds train at once (vaetool.training.ensemble)
+    metrics = ["mig"]            # ground-truth metrics in every summary (vaetool.analysis.metrics)
     prune = true                 # paper 000's Table 1 rows in every summary (or "100%,10%,4")
     [base]                       # any `vaetool train` setting, as in --config
     data = "mnist5k"
@@ -44,8 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vaetool.atomic import write_atomic
 from vaetool.errors import CheckpointError, ConfigError, VaetoolError
+from vaetool.store.atomic import write_atomic
 from vaetool.workflows.train import (
     CHECKPOINT_NAME,
     HISTORY_NAME,
@@ -74,7 +74,7 @@ class StudyPlan:
     grids: tuple[dict[str, list[Any]], ...]
     seeds: tuple[int, ...] = (0,)
     stack_seeds: bool = False
-    metrics: str = ""  # ground-truth metrics for every run's summary (vaetool.metrics), "" none
+    metrics: str = ""  # ground-truth metrics for every run's summary (analysis.metrics), "" none
     metric_samples: int | None = None
     prune: str = ""  # --top rows of paper 000's Table 1 for every run's summary, "" none
 
@@ -151,7 +151,7 @@ def read_plan(path: Path) -> StudyPlan:
     metrics = ",".join(metrics) if isinstance(metrics, list) else str(metrics)
     samples = raw.get("metric_samples")
     if metrics:
-        from vaetool.metrics import MetricSizes, metric_names
+        from vaetool.analysis.metrics import MetricSizes, metric_names
 
         try:
             metric_names(metrics)

@@ -26,14 +26,13 @@ from typing import IO, Any
 import torch
 
 from vaetool import distributed
-from vaetool.checkpoint import save_checkpoint
 from vaetool.config import DataConfig, ModelChoice, TrainConfig
 from vaetool.device import configure_threads
-from vaetool.ensemble import StackEpochCallback, fit_stack, stack_sessions
 from vaetool.errors import CheckpointError, ConfigError
 from vaetool.objectives import resolve_options
-from vaetool.run_state import load_run_state, save_run_state
-from vaetool.training import (
+from vaetool.store.checkpoint import save_checkpoint
+from vaetool.training.ensemble import StackEpochCallback, fit_stack, stack_sessions
+from vaetool.training.loop import (
     BatchCallback,
     Diverged,
     EpochRecord,
@@ -46,6 +45,7 @@ from vaetool.training import (
     start_session,
     stopped_result,
 )
+from vaetool.training.run_state import load_run_state, save_run_state
 
 CHECKPOINT_NAME = "model.safetensors"
 PARTIAL_NAME = "model.partial.safetensors"  # the last finished epoch of a stopped run
@@ -65,7 +65,7 @@ class TrainRequest:
     threads: int | None = None  # CPU threads for torch (None: torch's default)
     force: bool = False
     device: str = "auto"
-    seeds: tuple[int, ...] = ()  # train these K seeds at once into out/seed-S (vaetool.ensemble)
+    seeds: tuple[int, ...] = ()  # train these K seeds at once into out/seed-S (training.ensemble)
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,7 +115,7 @@ def train_seeds(
     on_batch: BatchCallback | None = None,
     on_epoch: StackEpochCallback | None = None,
 ) -> list[TrainOutcome]:
-    """Train ``request.seeds`` at once as one batched model (vaetool.ensemble) into
+    """Train ``request.seeds`` at once as one batched model (vaetool.training.ensemble) into
     ``out/seed-<s>``: each an ordinary run folder (history, resumable state, checkpoint), the
     checkpoint equal on a CPU to a separate run's with ``--seed s``."""
     configure_threads(request.threads)

@@ -28,9 +28,9 @@ from vaetool.analysis.traversal_plan import (
     select_factors,
     traverse_plan,
 )
-from vaetool.atomic import is_special, write_atomic
-from vaetool.checkpoint import read_info
 from vaetool.errors import ConfigError
+from vaetool.store.atomic import is_special, write_atomic
+from vaetool.store.checkpoint import read_info
 from vaetool.workflows.mi import RankRequest, rank_opened
 from vaetool.workflows.source import Points, Progress, Source, open_source
 

@@ -22,7 +22,8 @@ from typing import Any
 
 import torch
 
-from vaetool.checkpoint import (
+from vaetool.errors import CheckpointError
+from vaetool.store.checkpoint import (
     MODEL_PREFIX,
     OBJECTIVE_PREFIX,
     prefixed,
@@ -30,8 +31,7 @@ from vaetool.checkpoint import (
     read_tensors,
     write_state,
 )
-from vaetool.errors import CheckpointError
-from vaetool.training import EpochRecord, Session, describe, kept_epoch, open_session
+from vaetool.training.loop import EpochRecord, Session, describe, kept_epoch, open_session
 
 OPTIM_PREFIX = "optim."
 BEST_PREFIX = "best."

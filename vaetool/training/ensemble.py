@@ -1,6 +1,6 @@
 """K models of one shape trained at once, as one batched model (``vaetool train --seeds``).
 
-Each model keeps its own :class:`~vaetool.training.Session` (its seed's weights, shuffling and
+Each model keeps its own :class:`~vaetool.training.loop.Session` (its seed's weights, shuffling and
 noise generators, history, run folder); the training truth is one set of stacked parameters
 (K, ...) that every step evaluates with ``torch.func.vmap`` over ``functional_call``. The K
 losses are summed, and as the models share no parameter each slice gets exactly its own
@@ -27,7 +27,7 @@ from vaetool.device import autocast
 from vaetool.errors import ConfigError
 from vaetool.models import noise
 from vaetool.objectives.base import apply_step
-from vaetool.training import (
+from vaetool.training.loop import (
     REFRESH_EVERY,
     BatchCallback,
     Diverged,
@@ -254,7 +254,7 @@ def _train_epoch(stack: Stack, epoch: int, on_batch: BatchCallback | None) -> li
 @torch.no_grad()
 def _evaluate(stack: Stack) -> list[dict[str, float]]:
     """Every model's mean terms on the validation split, its noise seeded ``seed + 1`` as a
-    separate run's :func:`vaetool.training.evaluate` (the training generators untouched)."""
+    separate run's :func:`vaetool.training.loop.evaluate` (the training generators untouched)."""
     lead = stack.lead
     stack.bundle.eval()
     names = lead.objective.terms()

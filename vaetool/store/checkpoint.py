@@ -5,7 +5,7 @@ vaetool version and a training summary: enough to rebuild the model with no othe
 never unpickles anything (safetensors stores raw tensors) and is strict about weight names/shapes.
 
 Format 2 namespaces the tensors: ``model.*`` (the VAE), ``objective.*`` (an objective's own
-modules: FactorVAE's discriminator …), and in a resumable run state (vaetool.run_state) also
+modules: FactorVAE's discriminator …), and in a resumable run state (training.run_state) also
 ``optim.*`` and ``rng.*``. Format 1 (the first release: unprefixed VAE tensors, ``train.beta``) is
 read and migrated; a newer format is refused with a line saying to upgrade vaetool.
 """
@@ -24,11 +24,11 @@ from safetensors.torch import save as safetensors_bytes
 
 from vaetool import __version__
 from vaetool.analysis.posterior_checks import all_finite
-from vaetool.atomic import write_atomic
 from vaetool.config import DataConfig, ModelConfig, TrainConfig
 from vaetool.device import check_bytes
 from vaetool.errors import CheckpointError, VaetoolError
 from vaetool.models import VAE, build_model
+from vaetool.store.atomic import write_atomic
 
 METADATA_KEY = "vaetool"
 FORMAT = "vaetool.vae"

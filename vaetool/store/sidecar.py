@@ -18,8 +18,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
 from vaetool.analysis.qstar import QStar
-from vaetool.atomic import write_atomic
 from vaetool.errors import CheckpointError
+from vaetool.store.atomic import write_atomic
 
 SUFFIX = ".qstar.safetensors"
 FORMAT = "vaetool.qstar"
@@ -96,12 +96,12 @@ def check_sidecar_matches(record: FitRecord, sha256: str, latents: int, path: Pa
 
 
 Q_SUFFIX = ".vmi.safetensors"
-Q_FORMAT = "vaetool.vmi-q"
+Q_FORMAT = "vaetool.analysis.vmi-q"
 
 
 @dataclass(frozen=True)
 class QRecord:
-    """What a fitted VMI network Q was trained for and how (paper 001; vaetool.vmi)."""
+    """What a fitted VMI network Q was trained for and how (paper 001; vaetool.analysis.vmi)."""
 
     source_sha256: str
     source_name: str

@@ -2,8 +2,8 @@
 
 A :class:`Session` holds everything a run needs — data feeds, model, objective (with its
 optimisers), the shuffling generator and the epochs done — so that its state can be saved at an
-epoch's end and a run resumed bit-identically (vaetool.run_state). The loop knows nothing about
-the objective beyond ``train_step`` / ``eval_terms`` and the names of the terms they return.
+epoch's end and a run resumed bit-identically (vaetool.training.run_state). The loop knows nothing
+about the objective beyond ``train_step`` / ``eval_terms`` and the names of the terms they return.
 Progress goes through optional callbacks so the CLI can draw a bar and notebooks can log.
 """
 
@@ -21,15 +21,15 @@ from vaetool import __version__, distributed
 from vaetool.analysis.encode import encode
 from vaetool.analysis.indicators import INFLUENTIAL_THRESHOLD_NATS, factor_information
 from vaetool.analysis.qstar import QStarAccumulator
-from vaetool.checkpoint import CheckpointInfo
 from vaetool.config import DataConfig, ModelChoice, ModelConfig, TrainConfig
 from vaetool.data import SPLIT_NAMES, ImageData, Split, load_dataset, split_indices
 from vaetool.data.feed import DeviceFeed
 from vaetool.device import check_bytes, resolve_device
 from vaetool.errors import ConfigError, VaetoolError, VaetoolWarning
-from vaetool.fast_step import Step, make_step
 from vaetool.models import VAE, architecture_for_shape, build_model, default_lr
 from vaetool.objectives import Objective, TrainContext, build_objective, resolve_options
+from vaetool.store.checkpoint import CheckpointInfo
+from vaetool.training.fast_step import Step, make_step
 
 # on_batch(epoch, batch, batches_per_epoch, running means or None between refreshes)
 BatchCallback = Callable[[int, int, int, "dict[str, float] | None"], None]
@@ -101,7 +101,7 @@ class Session:
     model: VAE
     objective: Objective
     shuffle: torch.Generator
-    step: Step  # the objective's step as the device runs it (vaetool.fast_step)
+    step: Step  # the objective's step as the device runs it (vaetool.training.fast_step)
     history: list[EpochRecord] = field(default_factory=list)
     last: dict[str, torch.Tensor] | None = None
     best: dict[str, torch.Tensor] | None = None

@@ -25,8 +25,8 @@ from safetensors import SafetensorError, safe_open
 from torch import Tensor
 
 from vaetool.analysis.encode import Posterior
-from vaetool.checkpoint import METADATA_KEY
 from vaetool.errors import ConfigError, DataError, VaetoolWarning
+from vaetool.store.checkpoint import METADATA_KEY
 
 REQUIRED = ("mu", "logvar")
 # Stored float dtype -> the dtype vaetool computes in (half precisions are promoted to float32).
@@ -322,8 +322,8 @@ def _inspect_safetensors(path: Path) -> tuple[list[str], dict[str, _Stored]]:
         if METADATA_KEY in (handle.metadata() or {}):
             raise DataError(
                 f"{path}: a vaetool checkpoint (it has {METADATA_KEY!r} metadata), not a posterior "
-                "file; open it with vaetool.checkpoint.load_checkpoint, or pass a file of tensors "
-                "'mu' and 'logvar' of shape (N, H)"
+                "file; open it with vaetool.load, or pass a file of tensors 'mu' and 'logvar' of "
+                "shape (N, H)"
             )
         names = sorted(handle.keys())
         slices = {k: handle.get_slice(k) for k in REQUIRED if k in names}

@@ -1,0 +1,2 @@
+"""What vaetool writes and reads back: checkpoints (safetensors + JSON config), sidecars (q*, Q),
+posterior and codes files, atomic writes and locks. Nothing here is ever unpickled."""
