@@ -85,7 +85,7 @@ def test_prune_never_saves_over_its_input(checkpoint: Path, tmp_path: Path, fail
 
 
 def test_a_second_train_into_a_locked_run_folder_is_refused(tmp_path: Path, fails) -> None:
-    from vaetool.workflows.train import RunFolder
+    from vaetool.training.run_folder import RunFolder
 
     out = tmp_path / "run"
     with RunFolder(out):  # a first run holds the folder

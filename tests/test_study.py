@@ -16,14 +16,8 @@ import pytest
 
 from vaetool.config import DataConfig, ModelChoice, TrainConfig
 from vaetool.workflows import TrainRequest, train_run
-from vaetool.workflows.study import (
-    StudyRequest,
-    parse_shard,
-    point_name,
-    read_plan,
-    run_study,
-    units,
-)
+from vaetool.workflows.study import StudyRequest, run_study
+from vaetool.workflows.study_plan import parse_shard, point_name, read_plan, units
 
 PLAN = """
 seeds = [0, 1]

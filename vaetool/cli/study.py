@@ -35,7 +35,8 @@ def study(
     Example: vaetool study examples/study-paper000-beta.toml --out studies/beta --shard 1/2
     """
     from vaetool.cli.train import training_display
-    from vaetool.workflows.study import StudyRequest, parse_shard, run_study
+    from vaetool.workflows.study import StudyRequest, run_study
+    from vaetool.workflows.study_plan import parse_shard
 
     request = StudyRequest(plan, out, parse_shard(shard), device, threads)
     with training_display() as (on_batch, _, _):

@@ -20,12 +20,10 @@ from vaetool.analysis.encode import encode
 from vaetool.analysis.metrics import METRICS, CodeTruth, compute_metrics, metric_names
 from vaetool.data import ImageData, factor_classes
 from vaetool.data.feed import DeviceFeed
-from vaetool.data.npz import open_npz, read_array
 from vaetool.device import inference_batch_size
 from vaetool.errors import DataError
+from vaetool.store.codes import is_codes_file, read_codes
 from vaetool.workflows.source import Points, Source, open_source
-
-CODES_WHAT = "stored codes: an .npz or .safetensors with 'mu' (N, H) and 'factors' (N, K) ints"
 
 
 @dataclass(frozen=True)
@@ -112,39 +110,11 @@ class ModelTruth:
         return posterior.mu.double().cpu().numpy()
 
 
-def read_codes(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(mu float64 (N, H), factor classes int64 (N, K)) from a CODES file."""
-    if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.numpy import load_file
-
-        try:
-            arrays = load_file(str(path))
-        except (OSError, SafetensorError) as err:
-            raise DataError(f"{path}: not readable as {CODES_WHAT} ({err})") from None
-        for key in ("mu", "factors"):
-            if key not in arrays:
-                raise DataError(f"{path}: no tensor {key!r}; expected {CODES_WHAT}")
-        mu, factors = arrays["mu"], arrays["factors"]
-    else:
-        with open_npz(path, CODES_WHAT) as npz:
-            mu, factors = read_array(npz, path, "mu", CODES_WHAT), read_array(
-                npz, path, "factors", CODES_WHAT)  # fmt: skip
-    if mu.ndim != 2 or factors.ndim != 2 or len(mu) != len(factors) or len(mu) < 2:
-        raise DataError(f"{path}: 'mu' {mu.shape} and 'factors' {factors.shape}; expected "
-                        "(N, H) and (N, K) with the same N >= 2")  # fmt: skip
-    if not np.issubdtype(mu.dtype, np.floating) or not np.isfinite(mu).all():
-        raise DataError(f"{path}: 'mu' must hold finite floats")
-    if not np.issubdtype(factors.dtype, np.integer) or (factors < 0).any():
-        raise DataError(f"{path}: 'factors' must hold non-negative integer classes")
-    return mu.astype(np.float64), factors.astype(np.int64)
-
-
 def compute(request: MetricsRequest) -> MetricsResult:
     """The requested metrics of a checkpoint (on its data, or ``request.data``) or CODES file."""
     names = metric_names(request.metrics)
     path = Path(request.source)
-    if path.suffix == ".npz" or (path.suffix == ".safetensors" and _is_codes(path)):
+    if path.suffix == ".npz" or (path.suffix == ".safetensors" and is_codes_file(path)):
         codes, classes = read_codes(path)
         truth = CodesTruth(codes, classes)
         values = compute_metrics(truth, names, request.seed, request.samples)
@@ -187,15 +157,3 @@ def code_truth(source: Source, spec: str | None) -> CodeTruth:
     pi = torch.cat(probabilities).numpy()
     labels = np.asarray(data.labels)[rows]
     return CodeTruth(pi.argmax(1), labels, model.categories, pi)
-
-
-def _is_codes(path: Path) -> bool:
-    """A .safetensors holding 'mu' and 'factors' (not a vaetool checkpoint)."""
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="numpy") as handle:
-            keys = set(handle.keys())
-    except Exception:  # not readable: let the checkpoint reader say why
-        return False
-    return {"mu", "factors"} <= keys

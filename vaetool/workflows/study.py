@@ -32,13 +32,9 @@ exclusive lock, so shards running at once on one file system never corrupt it.
 from __future__ import annotations
 
 import csv
-import fcntl
 import io
-import itertools
 import json
 import math
-import re
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,12 +42,18 @@ from typing import Any
 
 from vaetool.errors import CheckpointError, ConfigError, VaetoolError
 from vaetool.store.atomic import write_atomic
+from vaetool.store.locks import exclusive, is_held
+from vaetool.training.run_folder import CHECKPOINT_NAME, HISTORY_NAME, LOCK_NAME, RESUME_NAME
+from vaetool.workflows.study_plan import (
+    PLAN_NAME,
+    RUNS_DIR,
+    StudyPlan,
+    Unit,
+    point_name,
+    read_plan,
+    units,
+)
 from vaetool.workflows.train import (
-    CHECKPOINT_NAME,
-    HISTORY_NAME,
-    LOCK_NAME,
-    RESUME_NAME,
-    parse_seeds,
     resume_run,
     seed_folder,
     train_request,
@@ -59,161 +61,8 @@ from vaetool.workflows.train import (
     train_seeds,
 )
 
-PLAN_NAME = "study.toml"
 SUMMARY_NAME = "summary.json"
 RESULTS_NAME = "results.csv"
-RUNS_DIR = "runs"
-_SAFE = re.compile(r"[^A-Za-z0-9._=+-]")
-
-
-@dataclass(frozen=True)
-class StudyPlan:
-    """Base settings, the grid (option -> values, in order) and the seeds."""
-
-    base: dict[str, Any]
-    grids: tuple[dict[str, list[Any]], ...]
-    seeds: tuple[int, ...] = (0,)
-    stack_seeds: bool = False
-    metrics: str = ""  # ground-truth metrics for every run's summary (analysis.metrics), "" none
-    metric_samples: int | None = None
-    prune: str = ""  # --top rows of paper 000's Table 1 for every run's summary, "" none
-
-    @property
-    def swept(self) -> list[str]:
-        """Every option some grid sweeps, in first-seen order."""
-        return list(dict.fromkeys(name for grid in self.grids for name in grid))
-
-    def points(self) -> list[dict[str, Any]]:
-        """Every combination of each grid's values, the first option varying slowest; grids
-        in order (a point two grids share is trained once)."""
-        found: list[dict[str, Any]] = []
-        for grid in self.grids:
-            names = list(grid)
-            for values in itertools.product(*(grid[n] for n in names)):
-                point = dict(zip(names, values, strict=True))
-                if point not in found:
-                    found.append(point)
-        return found
-
-
-@dataclass(frozen=True)
-class Unit:
-    """One piece of work: a grid point and the seeds trained for it together."""
-
-    point: dict[str, Any]
-    seeds: tuple[int, ...]
-    folder: Path  # DIR/runs/<point>
-
-    def run_folders(self) -> list[Path]:
-        return [seed_folder(self.folder, s) for s in self.seeds]
-
-
-def read_plan(path: Path) -> StudyPlan:
-    """The plan in ``path``; any problem is one ConfigError naming the file and the key."""
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such plan file") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        raise ConfigError(f"{path}: not a readable TOML plan ({err})") from None
-    keys = {"base", "grid", "seeds", "stack_seeds", "metrics", "metric_samples", "prune"}
-    unknown = set(raw) - keys
-    if unknown:
-        raise ConfigError(f"{path}: unknown key {sorted(unknown)[0]!r} (expected "
-                          f"{', '.join(sorted(keys))})")  # fmt: skip
-    base, grid = raw.get("base", {}), raw.get("grid", {})
-    grids = grid if isinstance(grid, list) else [grid]
-    if not isinstance(base, dict) or not grids or not all(isinstance(g, dict) for g in grids):
-        raise ConfigError(f"{path}: [base] and [grid] (or [[grid]] tables) must be tables")
-    for grid in grids:
-        for key, values in grid.items():
-            if not isinstance(values, list) or not values or any(isinstance(v, dict | list)
-                                                                  for v in values):  # fmt: skip
-                raise ConfigError(f"{path}: grid.{key}: expected a non-empty list of values")
-            if len(set(map(str, values))) != len(values):
-                raise ConfigError(f"{path}: grid.{key}: repeated values")
-    swept = {_key(k) for g in grids for k in g}
-    clash = {_key(k) for k in base} & swept
-    forbidden = {"out", "seed", "seeds", "resume", "force", "config", "device", "threads"} & (
-        {_key(k) for k in base} | swept)  # fmt: skip
-    if clash or forbidden:
-        what = sorted(clash or forbidden)[0]
-        raise ConfigError(f"{path}: {what!r} cannot be set there (the study sets out, seed, "
-                          "device and threads; an option is in [base] or in [grid])")  # fmt: skip
-    try:
-        seeds = parse_seeds(raw.get("seeds", [0]))
-    except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from None
-    stack = raw.get("stack_seeds", False)
-    if not isinstance(stack, bool):
-        raise ConfigError(f"{path}: stack_seeds: expected true or false")
-    metrics = raw.get("metrics", "")
-    metrics = ",".join(metrics) if isinstance(metrics, list) else str(metrics)
-    samples = raw.get("metric_samples")
-    if metrics:
-        from vaetool.analysis.metrics import MetricSizes, metric_names
-
-        try:
-            metric_names(metrics)
-            MetricSizes().scaled(samples)
-        except VaetoolError as err:
-            raise ConfigError(f"{path}: {err}") from None
-    prune = _prune_rows(path, raw.get("prune", ""))
-    plan = StudyPlan({_key(k): v for k, v in base.items()},
-                     tuple({_key(k): v for k, v in g.items()} for g in grids), seeds, stack,
-                     metrics, samples, prune)  # fmt: skip
-    for point in plan.points():  # every setting checked before anything trains
-        try:
-            train_request({**plan.base, **point, "seed": plan.seeds[0]})
-        except VaetoolError as err:
-            raise ConfigError(f"{path}: point {point_name(point)}: {err}") from None
-    return plan
-
-
-def _prune_rows(path: Path, value: Any) -> str:
-    """The plan's ``prune`` rows (a --top text or a list of rows; ``true``: the paper's)."""
-    from vaetool.analysis.pruning import PAPER_TOP, parse_top
-
-    if value is True:
-        value = PAPER_TOP
-    text = ",".join(map(str, value)) if isinstance(value, list) else value
-    if not isinstance(text, str):
-        raise ConfigError(f'{path}: prune: expected true or prune rows such as "100%,10%,1"')
-    try:
-        parse_top(text) if text else None
-    except VaetoolError as err:
-        raise ConfigError(f"{path}: prune: {err}") from None
-    return text
-
-
-def _key(name: str) -> str:
-    return name.replace("-", "_")
-
-
-def point_name(point: dict[str, Any]) -> str:
-    """A folder name for a grid point: ``beta=4,objective=beta_tcvae`` (unsafe chars -> _)."""
-    if not point:
-        return "base"
-    return ",".join(_SAFE.sub("_", f"{k}={v}") for k, v in point.items())
-
-
-def units(plan: StudyPlan, out: Path) -> list[Unit]:
-    """The study's work in a fixed order: per point, its seeds together (``stack_seeds``)
-    or one seed at a time."""
-    found = []
-    for point in plan.points():
-        folder = Path(out) / RUNS_DIR / point_name(point)
-        groups = [plan.seeds] if plan.stack_seeds else [(s,) for s in plan.seeds]
-        found += [Unit(point, seeds, folder) for seeds in groups]
-    return found
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``K/N`` with 1 <= K <= N."""
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
-    if not match or not 1 <= int(match[1]) <= int(match[2]):
-        raise ConfigError(f"--shard {text!r}: expected K/N with 1 <= K <= N, e.g. 2/4")
-    return int(match[1]), int(match[2])
 
 
 @dataclass(frozen=True)
@@ -288,7 +137,7 @@ def _run_unit(
     result.skipped += [f for f in folders if f not in todo]
     if not todo:
         return
-    if any((f / LOCK_NAME).exists() and _locked(f / LOCK_NAME) for f in todo):
+    if any(is_held(f / LOCK_NAME) for f in todo):
         result.skipped += todo  # another process is training it
         return
     settings = {**plan.base, **unit.point, "device": request.device, "threads": request.threads}
@@ -328,16 +177,6 @@ def _train(
     request = train_request({**settings, "out": seed_folder(unit.folder, seeds[0]),
                              "seed": seeds[0], "force": True})  # fmt: skip
     train_run(request, on_batch)
-
-
-def _locked(path: Path) -> bool:
-    try:
-        with open(path, "ab") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-        return False
-    except OSError:
-        return True
 
 
 def _summarise(
@@ -435,8 +274,7 @@ def rebuild_results(out: Path) -> Path:
     """DIR/results.csv from every run's summary.json, under an exclusive lock (shards running
     at once serialise here; the last rebuild sees every summary written before it)."""
     target = Path(out) / RESULTS_NAME
-    with open(Path(out) / ".results.lock", "ab") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+    with exclusive(Path(out) / ".results.lock"):
         rows = read_summaries(out)
         columns: list[str] = []
         for row in rows:  # lists (a code's histograms) stay in summary.json

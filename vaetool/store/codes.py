@@ -1,0 +1,55 @@
+"""Stored codes (a foreign model's representation with its ground-truth factors): an .npz or
+.safetensors holding ``mu`` (N, H) floats and ``factors`` (N, K) non-negative ints, read for
+`vaetool metrics CODES` (``vaetool encode`` writes them). Nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from vaetool.data.npz import open_npz, read_array
+from vaetool.errors import DataError
+
+CODES_WHAT = "stored codes: an .npz or .safetensors with 'mu' (N, H) and 'factors' (N, K) ints"
+
+
+def read_codes(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(mu float64 (N, H), factor classes int64 (N, K)) from a CODES file."""
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        try:
+            arrays = load_file(str(path))
+        except (OSError, SafetensorError) as err:
+            raise DataError(f"{path}: not readable as {CODES_WHAT} ({err})") from None
+        for key in ("mu", "factors"):
+            if key not in arrays:
+                raise DataError(f"{path}: no tensor {key!r}; expected {CODES_WHAT}")
+        mu, factors = arrays["mu"], arrays["factors"]
+    else:
+        with open_npz(path, CODES_WHAT) as npz:
+            mu, factors = read_array(npz, path, "mu", CODES_WHAT), read_array(
+                npz, path, "factors", CODES_WHAT)  # fmt: skip
+    if mu.ndim != 2 or factors.ndim != 2 or len(mu) != len(factors) or len(mu) < 2:
+        raise DataError(f"{path}: 'mu' {mu.shape} and 'factors' {factors.shape}; expected "
+                        "(N, H) and (N, K) with the same N >= 2")  # fmt: skip
+    if not np.issubdtype(mu.dtype, np.floating) or not np.isfinite(mu).all():
+        raise DataError(f"{path}: 'mu' must hold finite floats")
+    if not np.issubdtype(factors.dtype, np.integer) or (factors < 0).any():
+        raise DataError(f"{path}: 'factors' must hold non-negative integer classes")
+    return mu.astype(np.float64), factors.astype(np.int64)
+
+
+def is_codes_file(path: Path) -> bool:
+    """A .safetensors holding 'mu' and 'factors' (not a vaetool checkpoint)."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="numpy") as handle:
+            keys = set(handle.keys())
+    except Exception:  # not readable: let the checkpoint reader say why
+        return False
+    return {"mu", "factors"} <= keys
