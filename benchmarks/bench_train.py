@@ -33,7 +33,9 @@ from vaetool.models import build_model
 from vaetool.objectives import TrainContext, build_objective
 from vaetool.training.ensemble import fit_stack, stack_sessions
 from vaetool.training.fast_step import make_step
-from vaetool.training.loop import Session, fit, open_session, start_session
+from vaetool.training.fit import fit
+from vaetool.training.loop import open_session, start_session
+from vaetool.training.session import Session
 
 CONFIG = ModelConfig("conv28", (1, 28, 28), latents=10)
 

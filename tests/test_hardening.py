@@ -138,7 +138,7 @@ def test_divergence_exits_non_zero_and_saves_no_finished_model(tmp_path: Path, f
 
 def test_divergence_keeps_the_last_finite_epoch_as_partial(tmp_path: Path) -> None:
     """Weights poisoned after epoch 1 make epoch 2's loss NaN: the run stops, keeping epoch 1."""
-    from vaetool.training.loop import Diverged
+    from vaetool.training.session import Diverged
     from vaetool.workflows import TrainRequest, train_run
 
     out, model_holder = tmp_path / "run", {}

@@ -13,7 +13,7 @@ from vaetool.cli import _console
 from vaetool.cli._options import DeviceOpt, ForceOpt
 
 if TYPE_CHECKING:
-    from vaetool.training.loop import EpochRecord
+    from vaetool.training.session import EpochRecord
 
 DATA_HELP = "[data] Dataset: mnist5k, idx:DIR, npz:FILE, folder:DIR, dsprites, dsprites:FILE."
 OBJECTIVE_HELP = (

@@ -1,12 +1,13 @@
 """K models of one shape trained at once, as one batched model (``vaetool train --seeds``).
 
-Each model keeps its own :class:`~vaetool.training.loop.Session` (its seed's weights, shuffling and
-noise generators, history, run folder); the training truth is one set of stacked parameters
-(K, ...) that every step evaluates with ``torch.func.vmap`` over ``functional_call``. The K
-losses are summed, and as the models share no parameter each slice gets exactly its own
-gradient; Adam is elementwise, so one Adam over the stack is K Adams. Each model's noise is
-drawn outside vmap from its own generator in its separate run's order (vaetool.models.noise), so
-on a CPU model k ends equal, to float tolerance, to ``vaetool train --seed k``. On CUDA the
+Each model keeps its own :class:`~vaetool.training.session.Session` (its seed's weights,
+shuffling and noise generators, history, run folder); the training truth is one set of stacked
+parameters (K, ...) that every step evaluates with ``torch.func.vmap`` over
+``functional_call``. The K losses are summed, and as the models share no parameter each slice
+gets exactly its own gradient; Adam is elementwise, so one Adam over the stack is K Adams. Each
+model's noise is drawn outside vmap from its own generator in its separate run's order
+(vaetool.models.noise), so on a CPU model k ends equal, to float tolerance, to ``vaetool train
+--seed k``. On CUDA the
 noise is one draw for all K from the global generator (same distribution, no per-model loop).
 
 At every epoch's end the stack is written back into the K sessions (weights and optimiser
@@ -15,9 +16,7 @@ states), so each saves the ordinary resumable state, history row and checkpoint 
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -27,18 +26,10 @@ from vaetool.device import autocast
 from vaetool.errors import ConfigError
 from vaetool.models import noise
 from vaetool.objectives.base import apply_step
-from vaetool.training.loop import (
-    REFRESH_EVERY,
-    BatchCallback,
-    Diverged,
-    EpochRecord,
-    Interrupted,
-    Session,
-    diverged_message,
-    end_epoch,
-)
+from vaetool.training.fit import ModelEpochCallback, fit_models
+from vaetool.training.session import BatchCallback, Session
 
-StackEpochCallback = Callable[[int, EpochRecord], None]  # (model index k, its record)
+StackEpochCallback = ModelEpochCallback  # (model index k, its record)
 
 
 class _Bundle(nn.Module):
@@ -198,85 +189,57 @@ def step(stack: Stack, x: Tensor) -> dict[str, Tensor]:
     return {k: v.detach() for k, v in terms.items()}
 
 
+class StackStepper:
+    """The K models of a :class:`Stack` as one execution mode of the training loop
+    (vaetool.training.fit): stacked batches (each model its own shuffling), one vmapped step,
+    per-model validation, and the stack written back into the sessions before their records."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.sessions = stack.sessions
+        self.names = stack.lead.objective.terms()
+
+    def batches(self) -> Iterator[Tensor]:
+        lead = self.stack.lead
+        self.stack.bundle.train()
+        shuffles = [s.shuffle for s in self.sessions]
+        return lead.train_feed.stacked_batches(lead.train_config.batch_size, shuffles)
+
+    def step(self, x: Tensor) -> Tensor:
+        terms = step(self.stack, x)
+        return torch.stack([terms[n] for n in self.names], 1).to(torch.float64)
+
+    def batch_size(self, x: Tensor) -> int:
+        return int(x.shape[1])
+
+    def reduce(self, sums: Tensor) -> Tensor:
+        return sums  # a stack trains in one process
+
+    @torch.no_grad()
+    def validate(self) -> Tensor:
+        """Every model's mean terms on the validation split, its noise seeded ``seed + 1`` as
+        a separate run's :func:`vaetool.training.fit.evaluate` (the training generators
+        untouched)."""
+        stack, lead = self.stack, self.stack.lead
+        stack.bundle.eval()
+        feed = lead.val_feed
+        generators = [torch.Generator().manual_seed(s.train_config.seed + 1)
+                      for s in self.sessions]  # fmt: skip
+        sums = torch.zeros(stack.k, len(self.names), dtype=torch.float64, device=feed.device)
+        for x in feed.batches(lead.train_config.batch_size):
+            terms = _terms(stack, x, _draws(stack, x.shape[0], generators), None)
+            sums += torch.stack([terms[n] for n in self.names], 1).to(torch.float64) * x.shape[0]
+        return sums / max(len(feed), 1)
+
+    def sync(self) -> None:
+        write_back(self.stack)
+
+
 def fit_stack(
     stack: Stack,
     on_batch: BatchCallback | None = None,
     on_epoch: StackEpochCallback | None = None,
 ) -> None:
-    """The remaining epochs of all K models; after each, every session records its epoch
-    (history, kept weights) and ``on_epoch(k, record)`` saves it. Raises :class:`Diverged`
-    naming the first model whose loss stopped being finite, :class:`Interrupted` on Ctrl-C."""
-    lead = stack.lead
-    epoch = len(lead.history)
-    try:
-        for epoch in range(len(lead.history) + 1, lead.train_config.epochs + 1):
-            start = time.perf_counter()
-            train = _train_epoch(stack, epoch, on_batch)
-            val = _evaluate(stack)
-            seconds = time.perf_counter() - start
-            write_back(stack)
-            for k, session in enumerate(stack.sessions):
-                rate = len(lead.train_feed) / seconds
-                record = EpochRecord(epoch, train[k], val[k], seconds, rate)
-                end_epoch(session, record, None if on_epoch is None else _bind(on_epoch, k))
-    except KeyboardInterrupt:
-        raise Interrupted(f"stopped by Ctrl-C in epoch {epoch}") from None
-
-
-def _bind(on_epoch: StackEpochCallback, k: int) -> Callable[[EpochRecord], None]:
-    return lambda record: on_epoch(k, record)
-
-
-def _train_epoch(stack: Stack, epoch: int, on_batch: BatchCallback | None) -> list[dict]:
-    lead = stack.lead
-    config, feed = lead.train_config, lead.train_feed
-    stack.bundle.train()
-    names = lead.objective.terms()
-    n_batches = feed.num_batches(config.batch_size)
-    sums = torch.zeros(stack.k, len(names), dtype=torch.float64, device=feed.device)
-    seen = 0
-    shuffles = [s.shuffle for s in stack.sessions]
-    for i, x in enumerate(feed.stacked_batches(config.batch_size, shuffles)):
-        terms = step(stack, x)
-        sums += torch.stack([terms[n] for n in names], 1).to(torch.float64) * x.shape[1]
-        seen += x.shape[1]
-        if on_batch is not None:
-            refresh = (i + 1) % REFRESH_EVERY == 0 or i + 1 == n_batches
-            means = _per_model(sums / seen, names) if refresh else None
-            if means is not None:
-                _check_finite(stack, means, epoch, i + 1)
-            on_batch(epoch, i + 1, n_batches, None if means is None else means[0])
-    means = _per_model(sums / len(feed), names)
-    _check_finite(stack, means, epoch, n_batches)
-    return means
-
-
-@torch.no_grad()
-def _evaluate(stack: Stack) -> list[dict[str, float]]:
-    """Every model's mean terms on the validation split, its noise seeded ``seed + 1`` as a
-    separate run's :func:`vaetool.training.loop.evaluate` (the training generators untouched)."""
-    lead = stack.lead
-    stack.bundle.eval()
-    names = lead.objective.terms()
-    feed = lead.val_feed
-    generators = [torch.Generator().manual_seed(s.train_config.seed + 1) for s in stack.sessions]
-    sums = torch.zeros(stack.k, len(names), dtype=torch.float64, device=feed.device)
-    for x in feed.batches(lead.train_config.batch_size):
-        terms = _terms(stack, x, _draws(stack, x.shape[0], generators), None)
-        sums += torch.stack([terms[n] for n in names], 1).to(torch.float64) * x.shape[0]
-    means = _per_model(sums / max(len(feed), 1), names)
-    _check_finite(stack, means, len(lead.history) + 1, None)
-    return means
-
-
-def _per_model(values: Tensor, names: tuple[str, ...]) -> list[dict[str, float]]:
-    return [dict(zip(names, row, strict=True)) for row in values.tolist()]
-
-
-def _check_finite(
-    stack: Stack, means: list[dict[str, float]], epoch: int, batch: int | None
-) -> None:
-    for session, terms in zip(stack.sessions, means, strict=True):
-        if not all(math.isfinite(v) for v in terms.values()):
-            message = diverged_message(epoch, batch, session.train_config)
-            raise Diverged(f"seed {session.train_config.seed}: {message}")
+    """The remaining epochs of all K models (the one loop, vaetool.training.fit); after each,
+    every session records its epoch and ``on_epoch(k, record)`` saves it."""
+    fit_models(StackStepper(stack), on_batch, on_epoch)

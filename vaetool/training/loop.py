@@ -1,19 +1,16 @@
-"""Fitting a VAE: the objective's steps over device-resident batches, with no printing.
+"""A training run from start to finish, with no printing: resolve the configs and open a
+:class:`~vaetool.training.session.Session` (data split and fed, model and objective built from
+the seed), run its epochs (vaetool.training.fit, the one loop), and describe the kept weights.
 
-A :class:`Session` holds everything a run needs — data feeds, model, objective (with its
-optimisers), the shuffling generator and the epochs done — so that its state can be saved at an
-epoch's end and a run resumed bit-identically (vaetool.training.run_state). The loop knows nothing
-about the objective beyond ``train_step`` / ``eval_terms`` and the names of the terms they return.
-Progress goes through optional callbacks so the CLI can draw a bar and notebooks can log.
+A session holds everything a run needs, so its state can be saved at an epoch's end and a run
+resumed bit-identically (vaetool.training.run_state). Progress goes through optional callbacks
+so the CLI can draw a bar and notebooks can log.
 """
 
 from __future__ import annotations
 
-import math
-import time
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import torch
 
@@ -25,91 +22,24 @@ from vaetool.config import DataConfig, ModelChoice, ModelConfig, TrainConfig
 from vaetool.data import SPLIT_NAMES, ImageData, Split, load_dataset, split_indices
 from vaetool.data.feed import DeviceFeed
 from vaetool.device import check_bytes, resolve_device
-from vaetool.errors import ConfigError, VaetoolError, VaetoolWarning
+from vaetool.errors import ConfigError, VaetoolWarning
 from vaetool.models import VAE, architecture_for_shape, build_model, default_lr
-from vaetool.objectives import Objective, TrainContext, build_objective, resolve_options
+from vaetool.objectives import TrainContext, build_objective, resolve_options
 from vaetool.store.checkpoint import CheckpointInfo
-from vaetool.training.fast_step import Step, make_step
+from vaetool.training.fast_step import make_step
+from vaetool.training.fit import fit
+from vaetool.training.session import (
+    BatchCallback,
+    Diverged,
+    EpochCallback,
+    Interrupted,
+    Session,
+    TrainResult,
+    kept_epoch,
+)
 
-# on_batch(epoch, batch, batches_per_epoch, running means or None between refreshes)
-BatchCallback = Callable[[int, int, int, "dict[str, float] | None"], None]
-EpochCallback = Callable[["EpochRecord"], None]
-REFRESH_EVERY = 10  # batches between host syncs for the progress display
 MIN_SPLIT = 10  # images per split below which training is refused
 WARN_SPLIT = 100  # images per split below which it warns
-
-
-@dataclass(frozen=True)
-class EpochRecord:
-    """One epoch: the objective's terms (nats per image) on the training split (running means
-    over the epoch's steps) and the validation split; the ELBO is the β = 1 bound."""
-
-    epoch: int
-    train: dict[str, float]
-    val: dict[str, float]
-    seconds: float
-    images_per_s: float
-
-    @property
-    def val_elbo(self) -> float:
-        return self.val["elbo"]
-
-    def row(self) -> dict[str, float | int]:
-        """The flat history.csv row: epoch, train_<term>…, val_<term>…, seconds, images_per_s."""
-        return {
-            "epoch": self.epoch,
-            **{f"train_{k}": v for k, v in self.train.items()},
-            **{f"val_{k}": v for k, v in self.val.items()},
-            "seconds": self.seconds,
-            "images_per_s": self.images_per_s,
-        }
-
-    @classmethod
-    def from_row(cls, row: dict[str, float]) -> EpochRecord:
-        train = {k[6:]: float(v) for k, v in row.items() if k.startswith("train_")}
-        val = {k[4:]: float(v) for k, v in row.items() if k.startswith("val_")}
-        return cls(int(row["epoch"]), train, val, float(row["seconds"]), float(row["images_per_s"]))
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """The fitted model (the weights ``config.keep`` chose), its objective, its description,
-    every epoch."""
-
-    model: VAE
-    objective: Objective
-    info: CheckpointInfo
-    history: list[EpochRecord]
-
-    @property
-    def kept_epoch(self) -> int:
-        return int(self.info.summary["kept_epoch"])
-
-
-@dataclass(eq=False)
-class Session:
-    """A run in progress: configs, split, feeds, model, objective, shuffling generator, and the
-    epochs done with the weights of the last and (``keep = "best"``) the best one."""
-
-    model_config: ModelConfig
-    data_config: DataConfig
-    train_config: TrainConfig
-    split: Split
-    device: torch.device
-    train_feed: DeviceFeed
-    val_feed: DeviceFeed
-    model: VAE
-    objective: Objective
-    shuffle: torch.Generator
-    step: Step  # the objective's step as the device runs it (vaetool.training.fast_step)
-    history: list[EpochRecord] = field(default_factory=list)
-    last: dict[str, torch.Tensor] | None = None
-    best: dict[str, torch.Tensor] | None = None
-    noise: torch.Generator | None = None  # training noise: None = torch's global generator
-
-    def noise_state(self) -> torch.Tensor:
-        """The training-noise generator's state (what a resumed run restores)."""
-        return self.noise.get_state() if self.noise is not None else torch.get_rng_state()
 
 
 def start_session(
@@ -241,150 +171,6 @@ def describe(session: Session, kept: int, status: str) -> CheckpointInfo:
     }
     configs = (session.model_config, session.data_config, session.train_config)
     return CheckpointInfo(*configs, summary, {}, __version__)
-
-
-class TrainingStopped:
-    """Mixin of :class:`Diverged` and :class:`Interrupted`: ``partial`` is a TrainResult
-    holding the last finished epoch's weights (None when no epoch finished)."""
-
-    partial: TrainResult | None = None
-
-
-class Diverged(TrainingStopped, VaetoolError):
-    """The loss became NaN or inf: the run stopped (the message names the epoch and a cause)."""
-
-
-class Interrupted(TrainingStopped, VaetoolError):
-    """Ctrl-C during training (turned into an error that says what was kept); exit 130."""
-
-    exit_code = 130
-
-
-def fit(
-    session: Session, on_batch: BatchCallback | None = None, on_epoch: EpochCallback | None = None
-) -> list[EpochRecord]:
-    """The objective's steps for the epochs not yet done; one record per epoch.
-
-    Seeds: weights come from the session's seed; shuffling uses the session's CPU generator;
-    validation noise uses its own seed so it never shifts training noise. A copy of the last
-    finished epoch's weights is kept on the device (and of the best validation ELBO's with
-    ``keep = "best"``). A NaN or inf loss — checked where the progress display syncs anyway,
-    and at each epoch's end — raises :class:`Diverged`; Ctrl-C raises :class:`Interrupted`.
-    """
-    epoch = len(session.history)
-    try:
-        for epoch in range(len(session.history) + 1, session.train_config.epochs + 1):
-            _fit_epoch(session, epoch, on_batch, on_epoch)
-    except KeyboardInterrupt:  # anywhere, the epoch callback included: finished records stand
-        raise Interrupted(f"stopped by Ctrl-C in epoch {epoch}") from None
-    return session.history
-
-
-def _fit_epoch(
-    session: Session, epoch: int, on_batch: BatchCallback | None, on_epoch: EpochCallback | None
-) -> None:
-    config = session.train_config
-    start = time.perf_counter()
-    try:
-        train_means = _train_epoch(session, epoch, on_batch)
-        val_means = evaluate(session.objective, session.val_feed, config, config.seed + 1)
-    except _NonFinite as bad:
-        raise Diverged(diverged_message(epoch, bad.batch, config)) from None
-    if not all(math.isfinite(v) for v in val_means.values()):
-        raise Diverged(diverged_message(epoch, None, config))
-    seconds = time.perf_counter() - start
-    record = EpochRecord(epoch, train_means, val_means, seconds, len(session.train_feed) / seconds)
-    end_epoch(session, record, on_epoch)
-
-
-def end_epoch(session: Session, record: EpochRecord, on_epoch: EpochCallback | None) -> None:
-    """Keep the finished epoch: its record, a copy of its weights (and of the best's), then
-    ``on_epoch`` (which saves a resumable run's state)."""
-    session.last = {k: v.detach().clone() for k, v in session.model.state_dict().items()}
-    session.history.append(record)
-    if session.train_config.keep == "best" and kept_epoch(session.history, "best") == record.epoch:
-        session.best = session.last
-    if on_epoch is not None:
-        on_epoch(record)
-
-
-class _NonFinite(Exception):
-    def __init__(self, batch: int) -> None:
-        self.batch = batch
-
-
-def _train_epoch(session: Session, epoch: int, on_batch: BatchCallback | None) -> dict[str, float]:
-    """One pass of the objective's steps; the epoch's mean terms. Raises _NonFinite (with the
-    batch) when the running sums stop being finite, checked only where a host sync happens."""
-    objective, feed, config = session.objective, session.train_feed, session.train_config
-    objective.train()
-    names = objective.terms()
-    n_batches = feed.num_batches(config.batch_size)
-    sums = torch.zeros(len(names), dtype=torch.float64, device=feed.device)
-    seen = 0
-    for i, x in enumerate(feed.batches(config.batch_size, session.shuffle)):
-        terms = session.step(x)
-        sums += _stacked(terms, names) * x.shape[0]
-        seen += x.shape[0]
-        if on_batch is not None:
-            refresh = (i + 1) % REFRESH_EVERY == 0 or i + 1 == n_batches
-            means = _named(sums / seen, names) if refresh else None
-            if means is not None and not math.isfinite(means["loss"]) and not distributed.active():
-                raise _NonFinite(i + 1)
-            on_batch(epoch, i + 1, n_batches, means)
-    means = _named(distributed.all_reduce_sum(sums) / len(feed), names)
-    if not all(math.isfinite(v) for v in means.values()):
-        raise _NonFinite(n_batches)
-    return means
-
-
-def diverged_message(epoch: int, batch: int | None, config: TrainConfig) -> str:
-    """One line: where the loss stopped being finite and the likeliest cause."""
-    where = f"by batch {batch}" if batch is not None else "on the validation split"
-    lr = config.lr or 0.0
-    large = {k: v for k, v in config.options.items() if isinstance(v, int | float) and v > 1e3}
-    if lr > 1e-2:
-        cause = f"the learning rate {lr:g} is too large (the papers use 1e-3 or 1e-4; --lr)"
-    elif large:
-        name, value = next(iter(large.items()))
-        cause = f"--{name.replace('_', '-')} {value:g} is extreme"
-    else:
-        cause = "lower --lr, or check the data and --sigma2 for extreme values"
-    return f"training diverged in epoch {epoch}: the loss became NaN or inf {where}; {cause}"
-
-
-def kept_epoch(history: list[EpochRecord], keep: str) -> int:
-    """The epoch (1-based) whose weights ``keep`` chooses: the last, or the best val ELBO
-    (the earliest of ties)."""
-    if keep == "last":
-        return len(history)
-    elbos = [record.val_elbo for record in history]
-    return elbos.index(max(elbos)) + 1
-
-
-@torch.no_grad()
-def evaluate(
-    objective: Objective, feed: DeviceFeed, config: TrainConfig, seed: int = 0
-) -> dict[str, float]:
-    """Mean terms over a split, one seeded reparameterisation sample per image; the global
-    generator is restored afterwards, so validation never shifts the training noise."""
-    objective.eval()
-    names = objective.terms()
-    devices = [feed.device] if feed.device.type == "cuda" else []
-    sums = torch.zeros(len(names), dtype=torch.float64, device=feed.device)
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        for x in feed.batches(config.batch_size):
-            sums += _stacked(objective.eval_terms(x), names) * x.shape[0]
-    return _named(distributed.all_reduce_sum(sums) / max(len(feed), 1), names)
-
-
-def _stacked(terms: dict[str, torch.Tensor], names: tuple[str, ...]) -> torch.Tensor:
-    return torch.stack([terms[k].detach() for k in names]).to(torch.float64)
-
-
-def _named(values: torch.Tensor, names: tuple[str, ...]) -> dict[str, float]:
-    return dict(zip(names, values.tolist(), strict=True))
 
 
 def information_check(model: VAE, feed: DeviceFeed) -> dict[str, float | int]:

@@ -19,7 +19,7 @@ from typing import IO
 from vaetool.errors import CheckpointError
 from vaetool.store.checkpoint import save_checkpoint
 from vaetool.store.locks import try_hold
-from vaetool.training.loop import EpochRecord, TrainResult
+from vaetool.training.session import EpochRecord, TrainResult
 
 CHECKPOINT_NAME = "model.safetensors"
 PARTIAL_NAME = "model.partial.safetensors"  # the last finished epoch of a stopped run

@@ -31,7 +31,8 @@ from vaetool.store.checkpoint import (
     read_tensors,
     write_state,
 )
-from vaetool.training.loop import EpochRecord, Session, describe, kept_epoch, open_session
+from vaetool.training.loop import describe, open_session
+from vaetool.training.session import EpochRecord, Session, kept_epoch
 
 OPTIM_PREFIX = "optim."
 BEST_PREFIX = "best."

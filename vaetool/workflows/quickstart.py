@@ -8,7 +8,7 @@ from pathlib import Path
 
 from vaetool.config import DataConfig, TrainConfig
 from vaetool.store.atomic import write_atomic
-from vaetool.training.loop import BatchCallback, EpochRecord
+from vaetool.training.session import BatchCallback, EpochRecord
 from vaetool.workflows.mi import FitResult, RankRequest, RankResult, fit_saved, rank_opened
 from vaetool.workflows.prune import PruneRequest, PruneResult, prune_opened
 from vaetool.workflows.report import REPORT_ESTIMATORS, prepare_report_dir, report_opened

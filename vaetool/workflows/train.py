@@ -25,12 +25,6 @@ from vaetool.errors import CheckpointError, ConfigError
 from vaetool.objectives import resolve_options
 from vaetool.training.ensemble import StackEpochCallback, fit_stack, stack_sessions
 from vaetool.training.loop import (
-    BatchCallback,
-    Diverged,
-    EpochRecord,
-    Interrupted,
-    Session,
-    TrainResult,
     finish_session,
     open_session,
     run_session,
@@ -45,6 +39,14 @@ from vaetool.training.run_folder import (
     RunFolder,
 )
 from vaetool.training.run_state import load_run_state, save_run_state
+from vaetool.training.session import (
+    BatchCallback,
+    Diverged,
+    EpochRecord,
+    Interrupted,
+    Session,
+    TrainResult,
+)
 
 
 @dataclass(frozen=True)
