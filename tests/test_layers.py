@@ -85,3 +85,83 @@ def test_cli_calls_workflows_not_the_core_controllers() -> None:
               "vaetool.store.sidecar", "vaetool.store.posterior_file", "vaetool.analysis.encode",
               "vaetool.analysis.qstar", "vaetool.analysis.mixture", "vaetool.models")  # fmt: skip
     assert _offenders(_modules("cli"), banned) == []
+
+
+# Layers, bottom to top (docs/design.md): a module may import modules of its own layer or
+# below, never above. Prefixes name a package or a module; the longest matching prefix wins.
+LAYERS = (
+    ("vaetool.errors", "vaetool._version"),
+    ("vaetool.registry", "vaetool.config"),
+    ("vaetool.device", "vaetool.distributed"),
+    ("vaetool.store.atomic", "vaetool.store.locks"),
+    ("vaetool.data",),
+    ("vaetool.likelihoods",),
+    ("vaetool.models",),
+    ("vaetool.analysis",),
+    ("vaetool.objectives",),
+    ("vaetool.store",),
+    ("vaetool.importers",),
+    ("vaetool.training",),
+    ("vaetool.report",),
+    ("vaetool.workflows",),
+    ("vaetool.cli", "vaetool.__main__", "vaetool"),
+)
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _graph() -> dict[str, set[str]]:
+    """Module -> the vaetool modules it imports at run time (``from pkg import sub`` names the
+    submodule, not the package's __init__)."""
+    names = {_module_name(p) for p in _modules("")}
+    graph = {}
+    for path in _modules(""):
+        tree = ast.parse(path.read_text(), str(path))
+        found = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                subs = {f"{node.module}.{a.name}" for a in node.names} & names
+                found |= subs
+                if len(subs) < len(node.names):
+                    found.add(node.module)
+        runtime = _imports(path)  # drops TYPE_CHECKING blocks
+        found = {m for m in found if any(m == r or m.startswith(r + ".") for r in runtime)}
+        found |= {r for r in runtime if r in names and not any(
+            f.startswith(r + ".") for f in found)}  # fmt: skip
+        graph[_module_name(path)] = (found & names) - {_module_name(path)}
+    return graph
+
+
+def _layer(module: str) -> int:
+    best = max((len(prefix), i) for i, layer in enumerate(LAYERS) for prefix in layer
+               if module == prefix or module.startswith(prefix + "."))  # fmt: skip
+    return best[1]
+
+
+def test_every_import_goes_down_or_sideways() -> None:
+    upward = [f"{m} (layer {_layer(m)}) imports {o} (layer {_layer(o)})"
+              for m, outs in _graph().items() for o in sorted(outs) if _layer(o) > _layer(m)]  # fmt: skip
+    assert upward == []
+
+
+def test_the_import_graph_has_no_cycle() -> None:
+    graph = _graph()
+    state: dict[str, int] = {}  # 1 on the path, 2 done
+    cycles: list[list[str]] = []
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                cycles.append([*path[path.index(nxt) :], nxt])
+            elif nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert cycles == []

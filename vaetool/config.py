@@ -188,22 +188,6 @@ class ModelChoice(_DictConfig):
         latent = "correlated" if self.noise_corr > 0 else "gaussian"
         return ModelConfig(architecture, image_shape, latent=latent, **self.to_dict())
 
-    def check_names(self) -> None:
-        """Registry names (likelihood, encoder) checked without building anything."""
-        from vaetool.likelihoods import LIKELIHOODS
-        from vaetool.models import ENCODERS
-
-        chosen = LIKELIHOODS.get(self.likelihood)
-        ENCODERS.get(self.encoder)
-        for name in LIKELIHOOD_OPTIONS:  # an option of another likelihood, set, is a mistake
-            if getattr(self, name) != getattr(ModelChoice, name) and name not in chosen.options:
-                valid = ", ".join("--" + o.replace("_", "-") for o in chosen.options) or "none"
-                raise ConfigError(
-                    f"--{name.replace('_', '-')} does not apply to --likelihood "
-                    f"{self.likelihood} (its options: {valid})"
-                )
-        self.resolve("mlp", (1, 1, 1))  # ranges (ρ, widths) as a ModelConfig checks them
-
 
 @dataclass(frozen=True)
 class DataConfig(_DictConfig):

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from vaetool import __version__
+from vaetool._version import __version__
 from vaetool.cli import foreign as _foreign
 from vaetool.cli import info as _info
 from vaetool.cli import metrics as _metrics

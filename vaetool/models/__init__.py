@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from vaetool.config import ModelConfig
+from vaetool.config import LIKELIHOOD_OPTIONS, ModelChoice, ModelConfig
+from vaetool.errors import ConfigError
+from vaetool.likelihoods import LIKELIHOODS
 from vaetool.models import foreign
 from vaetool.models.conv import ConvDecoder, ConvEncoder, conv_trunk
 from vaetool.models.mlp import MLPDecoder, MLPEncoder, mlp_trunk
@@ -22,6 +24,7 @@ __all__ = [
     "VAEOutput",
     "architecture_for_shape",
     "build_model",
+    "check_choice",
     "default_lr",
 ]
 
@@ -124,3 +127,18 @@ def build_model(config: ModelConfig) -> VAE:
     architecture = ARCHITECTURES.get(config.architecture)
     encoder = ENCODERS.get(config.encoder)(architecture, config)
     return VAE(config, encoder, architecture.decoder(config))
+
+
+def check_choice(choice: ModelChoice) -> None:
+    """A model choice's registry names (likelihood, encoder) and options checked without
+    building anything: an option of a likelihood other than the chosen one, set, is refused."""
+    chosen = LIKELIHOODS.get(choice.likelihood)
+    ENCODERS.get(choice.encoder)
+    for name in LIKELIHOOD_OPTIONS:
+        if getattr(choice, name) != getattr(ModelChoice, name) and name not in chosen.options:
+            valid = ", ".join("--" + o.replace("_", "-") for o in chosen.options) or "none"
+            raise ConfigError(
+                f"--{name.replace('_', '-')} does not apply to --likelihood "
+                f"{choice.likelihood} (its options: {valid})"
+            )
+    choice.resolve("mlp", (1, 1, 1))  # ranges (ρ, widths) as a ModelConfig checks them

@@ -22,7 +22,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
-from vaetool import __version__
+from vaetool._version import __version__
 from vaetool.analysis.posterior_checks import all_finite
 from vaetool.config import DataConfig, ModelConfig, TrainConfig
 from vaetool.device import check_bytes

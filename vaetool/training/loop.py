@@ -14,7 +14,8 @@ from dataclasses import replace
 
 import torch
 
-from vaetool import __version__, distributed
+from vaetool import distributed
+from vaetool._version import __version__
 from vaetool.analysis.encode import encode
 from vaetool.analysis.indicators import INFLUENTIAL_THRESHOLD_NATS, factor_information
 from vaetool.analysis.qstar import QStarAccumulator
@@ -23,7 +24,7 @@ from vaetool.data import SPLIT_NAMES, ImageData, Split, load_dataset, split_indi
 from vaetool.data.feed import DeviceFeed
 from vaetool.device import check_bytes, resolve_device
 from vaetool.errors import ConfigError, VaetoolWarning
-from vaetool.models import VAE, architecture_for_shape, build_model, default_lr
+from vaetool.models import VAE, architecture_for_shape, build_model, check_choice, default_lr
 from vaetool.objectives import TrainContext, build_objective, resolve_options
 from vaetool.store.checkpoint import CheckpointInfo
 from vaetool.training.fast_step import make_step
@@ -51,7 +52,7 @@ def start_session(
     """Resolve every config (architecture and shape from the data, lr, the objective's
     options), check sizes, and open a session at epoch 0."""
     model = model or ModelChoice()
-    model.check_names()  # unknown names fail before the data is loaded
+    check_choice(model)  # unknown names fail before the data is loaded
     options = resolve_options(train_config.objective, train_config.options)
     data = load_dataset(data_config.spec, subset=data_config.subset, seed=data_config.split_seed)
     shape = tuple(data.shape)
