@@ -48,7 +48,7 @@ def test_save_refuses_to_overwrite(tmp_path: Path) -> None:
     model, info = _tiny()
     target = tmp_path / "m.safetensors"
     save_checkpoint(target, model, info)
-    with pytest.raises(CheckpointError, match="--force"):
+    with pytest.raises(CheckpointError, match="force"):
         save_checkpoint(target, model, info)
 
 

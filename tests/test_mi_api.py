@@ -102,5 +102,5 @@ def test_mixture_ranking_carries_its_own_kl_agg_and_stderr() -> None:
 @pytest.mark.parametrize("names", [("best",), ("qstar", "qstar"), ()])
 def test_bad_estimator_lists_are_refused(names: tuple[str, ...]) -> None:
     mu, logvar = linear_gaussian(50, [1.0])
-    with pytest.raises(ConfigError, match="--estimator"):
+    with pytest.raises(ConfigError, match="estimator"):
         vaetool.rank_posterior(mu, logvar, estimators=names)

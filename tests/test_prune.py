@@ -65,7 +65,7 @@ def test_keep_count_never_promises_more_than_the_ratio(h: int) -> None:
 
 @pytest.mark.parametrize("text", ["150%", "-1", "abc", "", "10%,", "1e3", "20,abc"])
 def test_bad_top_values_are_rejected(text: str) -> None:
-    with pytest.raises(ConfigError, match="--top"):
+    with pytest.raises(ConfigError, match="top"):
         parse_top(text)
 
 

@@ -39,5 +39,5 @@ def test_latex_escapes_specials() -> None:
 
 
 def test_unknown_format_is_an_error() -> None:
-    with pytest.raises(ConfigError, match="--format 'xml'"):
+    with pytest.raises(ConfigError, match="format 'xml'"):
         format_frame(FRAME, "xml")

@@ -128,5 +128,5 @@ def test_threads_option_sets_torch_threads() -> None:
         assert torch.get_num_threads() == 1  # None leaves it alone
     finally:
         torch.set_num_threads(before)
-    with pytest.raises(ConfigError, match="--threads 0"):
+    with pytest.raises(ConfigError, match="threads 0"):
         configure_threads(0)

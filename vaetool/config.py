@@ -55,10 +55,10 @@ def check_categories(categories: int, temperature: float, rate: float) -> None:
     """ConfigError unless K is 0 (no code) or 2..MAX_CATEGORIES, τ > 0 and r >= 0 finite."""
     if categories != 0 and not 2 <= categories <= MAX_CATEGORIES:
         raise ConfigError(
-            f"--latent-categorical {categories}: expected 0 (none) or K from 2 to {MAX_CATEGORIES}"
+            f"‹categories› {categories}: expected 0 (none) or K from 2 to {MAX_CATEGORIES}"
         )
-    check_finite("--temperature", temperature, positive=True)
-    check_finite("--temperature-rate", rate)
+    check_finite("‹temperature›", temperature, positive=True)
+    check_finite("‹temperature_rate›", rate)
 
 
 def _type_ok(value: Any, hint: str) -> bool:
@@ -137,20 +137,20 @@ class ModelConfig(_DictConfig):
         check_categories(self.categories, self.temperature, self.temperature_rate)
         if self.noise_fit not in NOISE_FITS:
             raise ConfigError(
-                f"--noise-fit {self.noise_fit!r}: expected one of {', '.join(NOISE_FITS)}"
+                f"‹noise_fit› {self.noise_fit!r}: expected one of {', '.join(NOISE_FITS)}"
             )
         if self.components < 1:
-            raise ConfigError(f"--components {self.components}: expected a positive integer")
+            raise ConfigError(f"‹components› {self.components}: expected a positive integer")
         if self.noise_warmup < 0:
-            raise ConfigError(f"--noise-warmup {self.noise_warmup}: expected 0 or more steps")
+            raise ConfigError(f"‹noise_warmup› {self.noise_warmup}: expected 0 or more steps")
         if self.latents < 1:
-            raise ConfigError(f"--latents {self.latents}: expected a positive integer")
-        check_finite("--sigma2", self.sigma2, positive=True)
+            raise ConfigError(f"‹latents› {self.latents}: expected a positive integer")
+        check_finite("‹sigma2›", self.sigma2, positive=True)
         for name in ("hidden", "split_width", "split_depth"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} {getattr(self, name)}: expected a positive integer")
         if not (math.isfinite(self.noise_corr) and 0 <= self.noise_corr < 1):
-            raise ConfigError(f"--noise-corr {self.noise_corr}: expected ρ in [0, 1)")
+            raise ConfigError(f"‹noise_corr› {self.noise_corr}: expected ρ in [0, 1)")
         if (self.noise_corr > 0) != (self.latent == "correlated"):
             raise ConfigError(
                 f"latent {self.latent!r} with noise_corr {self.noise_corr}: correlated noise "
@@ -200,9 +200,9 @@ class DataConfig(_DictConfig):
 
     def __post_init__(self) -> None:
         self._check_types()
-        check_seed("--split-seed", self.split_seed)
+        check_seed("‹split_seed›", self.split_seed)
         if self.subset is not None and self.subset < 1:
-            raise ConfigError(f"--subset {self.subset}: expected a positive number of images")
+            raise ConfigError(f"‹subset› {self.subset}: expected a positive number of images")
 
 
 @dataclass(frozen=True)
@@ -222,16 +222,16 @@ class TrainConfig(_DictConfig):
     def __post_init__(self) -> None:
         self._check_types()
         if self.keep not in KEEP_CHOICES:
-            raise ConfigError(f"--keep {self.keep!r}: expected one of {', '.join(KEEP_CHOICES)}")
+            raise ConfigError(f"‹keep› {self.keep!r}: expected one of {', '.join(KEEP_CHOICES)}")
         if self.precision not in PRECISION_CHOICES:
-            raise ConfigError(f"--precision {self.precision!r}: expected fp32 or bf16")
+            raise ConfigError(f"‹precision› {self.precision!r}: expected fp32 or bf16")
         if self.epochs < 1:
-            raise ConfigError(f"--epochs {self.epochs}: expected at least 1")
+            raise ConfigError(f"‹epochs› {self.epochs}: expected at least 1")
         if self.batch_size < 1:
-            raise ConfigError(f"--batch-size {self.batch_size}: expected at least 1")
+            raise ConfigError(f"‹batch_size› {self.batch_size}: expected at least 1")
         if self.lr is not None:
-            check_finite("--lr", self.lr, positive=True)
-        check_seed("--seed", self.seed)
+            check_finite("‹lr›", self.lr, positive=True)
+        check_seed("‹seed›", self.seed)
 
     def __hash__(self) -> int:  # options is a dict: hash its sorted items
         return hash((self.objective, tuple(sorted(self.options.items())), self.epochs))

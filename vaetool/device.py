@@ -32,12 +32,12 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ConfigError(f"--device {name}: CUDA is not available here; use --device cpu")
+            raise ConfigError(f"‹device› {name}: CUDA is not available here; use ‹device› cpu")
         try:
             return torch.device(name)
         except RuntimeError:
-            raise ConfigError(f"--device {name}: expected cuda or cuda:N") from None
-    raise ConfigError(f"--device {name!r}: expected one of {', '.join(DEVICE_CHOICES)}")
+            raise ConfigError(f"‹device› {name}: expected cuda or cuda:N") from None
+    raise ConfigError(f"‹device› {name!r}: expected one of {', '.join(DEVICE_CHOICES)}")
 
 
 def configure_threads(threads: int | None) -> None:
@@ -49,7 +49,7 @@ def configure_threads(threads: int | None) -> None:
     if threads is None:
         return
     if threads < 1:
-        raise ConfigError(f"--threads {threads}: expected at least 1")
+        raise ConfigError(f"‹threads› {threads}: expected at least 1")
     torch.set_num_threads(threads)
 
 

@@ -67,7 +67,7 @@ class Likelihood(nn.Module):
         return self.sample(params)
 
 
-LIKELIHOODS: Registry[type[Likelihood]] = Registry("likelihood", "--likelihood")
+LIKELIHOODS: Registry[type[Likelihood]] = Registry("likelihood", "‹likelihood›")
 
 
 @LIKELIHOODS.register("bernoulli")

@@ -119,7 +119,7 @@ def test_flags_follow_thresholds() -> None:
 
 def test_negative_threshold_is_config_error() -> None:
     q = fit_qstar(*random_posterior(10, 2, seed=19))
-    with pytest.raises(ConfigError, match=r"--threshold -1.*expected >= 0 nats"):
+    with pytest.raises(ConfigError, match=r"threshold -1.*expected >= 0 nats"):
         factor_indicators(q, influential_threshold=-1.0)
     with pytest.raises(ConfigError, match=r"active threshold -0\.1"):
         factor_indicators(q, active_threshold=-0.1)

@@ -46,9 +46,9 @@ def test_decoded_traversal_shows_the_swept_values() -> None:
 @pytest.mark.parametrize(
     ("lo", "hi", "steps", "message"),
     [
-        (-3, 3, 1, "--steps 1"),
-        (-3, 3, 0, "--steps 0"),
-        (3, -3, 10, "--range 3 -3"),
+        (-3, 3, 1, "steps 1"),
+        (-3, 3, 0, "steps 0"),
+        (3, -3, 10, "range 3 -3"),
         (1, 1, 5, "LO < HI"),
     ],
 )
@@ -109,13 +109,13 @@ def test_selection_orders_by_information() -> None:
     [
         ({"top": 2, "factors": (1,)}, "give one"),
         ({"min_mi": 0.1, "top": 2}, "give one"),
-        ({"pair": (1, 2), "top": 3}, "--pair"),
-        ({"pair": (1, 2), "min_mi": 0.2}, "--pair"),
+        ({"pair": (1, 2), "top": 3}, "pair"),
+        ({"pair": (1, 2), "min_mi": 0.2}, "pair"),
         ({"pair": (4, 4)}, "two different"),
-        ({"top": 0}, "--top 0"),
-        ({"seeds": 0}, "--seeds 0"),
-        ({"seeds": 3, "seed_indices": (1,)}, "--seed-index"),
-        ({"steps": 1}, "--steps 1"),
+        ({"top": 0}, "top 0"),
+        ({"seeds": 0}, "seeds 0"),
+        ({"seeds": 3, "seed_indices": (1,)}, "seed_index"),
+        ({"steps": 1}, "steps 1"),
         ({"value_range": (2.0, -2.0)}, "LO < HI"),
     ],
 )
@@ -129,5 +129,5 @@ def test_request_checks_indices_against_h() -> None:
         TraversalPlan(factors=(5,)).check_latents(5)
     with pytest.raises(ConfigError, match="from 0 to 4"):
         TraversalPlan(pair=(0, -1)).check_latents(5)
-    with pytest.raises(ConfigError, match="--top 6"):
+    with pytest.raises(ConfigError, match="top 6"):
         TraversalPlan(top=6).check_latents(5)

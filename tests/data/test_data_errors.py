@@ -25,7 +25,7 @@ def raises(kind: type[VaetoolError], spec: str, pattern: str) -> VaetoolError:
 @pytest.mark.parametrize(
     ("spec", "pattern"),
     [
-        ("cifar", r"unknown dataset 'cifar' \(--data\); expected one of: dsprites, folder, idx"),
+        ("cifar", r"unknown dataset 'cifar' \(data\); expected one of: dsprites, folder, idx"),
         ("", r"dataset spec '': expected one of dsprites, folder"),
         ("idx", r"'idx' needs a DIR: expected idx:DIR"),
         ("npz", r"expected npz:FILE"),

@@ -47,5 +47,5 @@ def test_subset_sample() -> None:
 
 @pytest.mark.parametrize("bad", [0, -3, 5001, True, 2.5])
 def test_subset_out_of_range(bad: object) -> None:
-    with pytest.raises(ConfigError, match=r"--subset .*'mnist5k'.*from 1 to 5000"):
+    with pytest.raises(ConfigError, match=r"subset .*'mnist5k'.*from 1 to 5000"):
         load_dataset("mnist5k", subset=bad)  # type: ignore[arg-type]

@@ -267,7 +267,7 @@ def _check_request(
     train: LabelledCodes, test: LabelledCodes, repeats: int, sampled: bool, samples: int
 ) -> None:
     if repeats < 1:
-        raise ConfigError(f"--repeats {repeats}: expected at least 1")
+        raise ConfigError(f"‹repeats› {repeats}: expected at least 1")
     if train.mu.shape[1] != test.mu.shape[1]:
         raise DataError(f"train codes have H = {train.mu.shape[1]}, test H = {test.mu.shape[1]}")
     if sampled and samples < 1:

@@ -84,7 +84,7 @@ class Estimator(Protocol):
     def __call__(self, inputs: EstimatorInputs) -> FactorEstimate: ...
 
 
-ESTIMATORS: Registry[Estimator] = Registry("estimator", "--estimator")
+ESTIMATORS: Registry[Estimator] = Registry("estimator", "‹estimator›")
 
 
 class _QStarEstimator:

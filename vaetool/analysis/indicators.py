@@ -141,7 +141,7 @@ def factor_indicators(
     bounds Var_n mu (Burda et al.'s active units, 0.01). Both must be >= 0.
     """
     if influential_threshold < 0:
-        raise ConfigError(f"--threshold {influential_threshold}: expected >= 0 nats")
+        raise ConfigError(f"‹threshold› {influential_threshold}: expected >= 0 nats")
     if active_threshold < 0:
         raise ConfigError(f"active threshold {active_threshold}: expected >= 0")
     mi = factor_information(q.s2, q.mean_logvar)

@@ -64,7 +64,7 @@ class MetricSizes:
         if num_train is None:
             return self
         if num_train < 100:
-            raise ConfigError(f"--samples {num_train}: expected at least 100 training points")
+            raise ConfigError(f"‹samples› {num_train}: expected at least 100 training points")
         return MetricSizes(num_train, max(num_train // 2, 50))
 
 
@@ -92,7 +92,7 @@ class CodeTruth:
     probabilities: np.ndarray
 
 
-METRICS: Registry[Metric] = Registry("metric", "--metric")
+METRICS: Registry[Metric] = Registry("metric", "‹metric›")
 
 
 def _register(
@@ -298,7 +298,7 @@ def metric_names(spec: str) -> list[str]:
     names = list(GROUND_TRUTH) if spec.strip() == "all" else [
         s.strip() for s in spec.split(",") if s.strip()]  # fmt: skip
     if not names:
-        raise ConfigError(f"--metric {spec!r}: expected names ({', '.join(METRICS.names())}) "
+        raise ConfigError(f"‹metric› {spec!r}: expected names ({', '.join(METRICS.names())}) "
                           "or all")  # fmt: skip
     for name in names:
         METRICS.get(name)
@@ -315,7 +315,7 @@ def compute_metrics(
     """Every named metric, each from RandomState(seed) as dlib's evaluation does; ``code``
     answers the metrics of a categorical code (``needs_code``)."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-        raise ConfigError(f"--seed {seed}: expected an integer from 0 to 2**32 - 1 (numpy's "
+        raise ConfigError(f"‹seed› {seed}: expected an integer from 0 to 2**32 - 1 (numpy's "
                           "RandomState, as disentanglement_lib)")  # fmt: skip
     sizes = MetricSizes().scaled(num_train)
     out: dict[str, float] = {}
@@ -323,16 +323,16 @@ def compute_metrics(
         metric = METRICS.get(name)
         if metric.needs_code:
             if code is None:
-                raise DataError(f"--metric {name}: needs a checkpoint with a categorical code "
-                                "(--latent-categorical K) on labelled data")  # fmt: skip
+                raise DataError(f"‹metric› {name}: needs a checkpoint with a categorical code "
+                                "(‹categories› K) on labelled data")  # fmt: skip
             out.update(metric.compute(code, np.random.RandomState(seed), sizes))  # type: ignore[arg-type]
             continue
         if truth is None:
-            raise DataError(f"--metric {name}: needs a data set with ground-truth factors")
+            raise DataError(f"‹metric› {name}: needs a data set with ground-truth factors")
         if metric.needs_interventions and not truth.can_intervene:
             raise DataError(
-                f"--metric {name}: needs observations for chosen factor values, i.e. a model on "
-                "a data set holding every factor combination (--data dsprites or dsprites:FILE);"
+                f"‹metric› {name}: needs observations for chosen factor values, i.e. a model on "
+                "a data set holding every factor combination (‹data› dsprites or dsprites:FILE);"
                 " stored codes and partial data sets support mig, modularity_explicitness, sap"
                 " and dci"
             )

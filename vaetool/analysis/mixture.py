@@ -305,7 +305,7 @@ def mixture_information(
     n, h = mu.shape
     requested = _check_options(n, samples, eval_points, chunk_size, time_budget_s)
     draws = 8 * requested * samples * (2 * h + 1) + 8 * requested * (h + 2)
-    what = f"the mixture's {requested} points × {samples} samples (--mc-points, --mc-samples)"
+    what = f"the mixture's {requested} points × {samples} samples (‹mc_points›, ‹mc_samples›)"
     check_bytes(draws, mu.device, what)
     chunk = chunk_size or auto_chunk_size(n, h, mu.device)
     budget = time_budget_s if eval_points is None else None

@@ -43,7 +43,7 @@ class KeepSpec:
         if self.count is not None:
             if self.count > num_factors:
                 raise ConfigError(
-                    f"--top {self.count}: more factors than the model has (H = {num_factors}); "
+                    f"‹top› {self.count}: more factors than the model has (H = {num_factors}); "
                     f"for a percent write {self.count}%"
                 )
             return self.count
@@ -61,7 +61,7 @@ def parse_top(text: str) -> list[KeepSpec]:
     either (``100%,20%,10%``, ``1,2,4,8``, mixed too), one row per item in the given order."""
     items = [item.strip() for item in text.split(",")]
     if not text.strip() or any(not item for item in items):
-        raise ConfigError(f"--top {text!r}: {_TOP_HELP}")
+        raise ConfigError(f"‹top› {text!r}: {_TOP_HELP}")
     return [_keep_spec(item, text) for item in items]
 
 
@@ -69,11 +69,11 @@ def _keep_spec(item: str, text: str) -> KeepSpec:
     if item.endswith("%"):
         number = item[:-1].strip()
         if not _NUMBER.match(number) or not 0 <= Fraction(number) <= 100:
-            raise ConfigError(f"--top {text!r}: {item!r} is not a percent between 0 and 100")
+            raise ConfigError(f"‹top› {text!r}: {item!r} is not a percent between 0 and 100")
         value = Fraction(number)
         return KeepSpec(f"{float(value):g}%", percent=value)
     if not item.isdigit():
-        raise ConfigError(f"--top {text!r}: {item!r} is neither a percent nor a count; {_TOP_HELP}")
+        raise ConfigError(f"‹top› {text!r}: {item!r} is neither a percent nor a count; {_TOP_HELP}")
     return KeepSpec(str(int(item)), count=int(item))
 
 
@@ -138,7 +138,7 @@ class ClassificationTable:
 
 
 FactorOrder = Callable[[Ranking, int], Tensor]
-FACTOR_ORDERS: Registry[FactorOrder] = Registry("ranking statistic", "--rank-by")
+FACTOR_ORDERS: Registry[FactorOrder] = Registry("ranking statistic", "‹rank_by›")
 # Names that were ambiguous and are refused with a pointer to what replaced them.
 RETIRED_ORDERS = {
     "variance": "use aggregate_variance (s²_h of q*, paper 000 Fig. 1's σ²_{z_h}, largest first) "
@@ -189,7 +189,7 @@ def _by_chance(ranking: Ranking, seed: int) -> Tensor:
 def check_order(by: str) -> str:
     """``by`` if it names a registered order; a ConfigError naming the replacement otherwise."""
     if by in RETIRED_ORDERS:
-        raise ConfigError(f"--rank-by {by}: ambiguous and no longer accepted; {RETIRED_ORDERS[by]}")
+        raise ConfigError(f"‹rank_by› {by}: ambiguous and no longer accepted; {RETIRED_ORDERS[by]}")
     FACTOR_ORDERS.get(by)
     return by
 

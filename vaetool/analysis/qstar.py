@@ -58,7 +58,7 @@ class PosteriorMoments:
 
 
 QSTAR_VARIANTS: Registry[Callable[[PosteriorMoments], tuple[Tensor, Tensor]]] = Registry(
-    "q* variant", "--variant"
+    "q* variant", "‹variant›"
 )
 
 

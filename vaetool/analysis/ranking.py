@@ -92,13 +92,13 @@ def check_estimators(names: Sequence[str], noise_corr: float = 0.0) -> tuple[str
             n for n in ALL_ESTIMATORS if not (ESTIMATORS.get(n).needs_factorised and noise_corr)
         )
     if not names:
-        raise ConfigError(f"--estimator: expected one of {', '.join(ESTIMATORS.names())}")
+        raise ConfigError(f"‹estimator›: expected one of {', '.join(ESTIMATORS.names())}")
     if len(set(names)) != len(names):
-        raise ConfigError(f"--estimator {','.join(names)}: an estimator is named twice")
+        raise ConfigError(f"‹estimator› {','.join(names)}: an estimator is named twice")
     for name in names:
         if name not in ESTIMATORS:
             raise ConfigError(
-                f"--estimator {name!r}: expected one of {', '.join(ESTIMATORS.names())} or all "
+                f"‹estimator› {name!r}: expected one of {', '.join(ESTIMATORS.names())} or all "
                 "(a comma list ranks by the first and shows the others beside it)"
             )
     return tuple(names)
@@ -128,7 +128,7 @@ def rank_factors(
     if qstar.n < WARN_POINTS:
         warnings.warn(
             f"I_h estimated from N = {qstar.n} points (fewer than {WARN_POINTS}): the ranking "
-            "is mostly noise; use more points (--samples, or a larger split)",
+            "is mostly noise; use more points (‹samples›, or a larger split)",
             VaetoolWarning,
             stacklevel=2,
         )
@@ -138,15 +138,15 @@ def rank_factors(
     for name in names:
         estimator = ESTIMATORS.get(name)
         if estimator.needs_posterior and posterior is None:
-            raise ConfigError(f"--estimator {name} needs the posterior (mu, logvar), not a q* fit")
+            raise ConfigError(f"‹estimator› {name} needs the posterior (mu, logvar), not a q* fit")
         if estimator.needs_model and vmi is None:
-            raise ConfigError(f"--estimator {name} needs a vaetool checkpoint (it samples the "
+            raise ConfigError(f"‹estimator› {name} needs a vaetool checkpoint (it samples the "
                               "decoder), not a posterior file or arrays")  # fmt: skip
         if estimator.needs_factorised and noise_corr > 0:
             raise ConfigError(
-                f"--estimator {name}: the model's posterior has correlated noise (ρ = "
+                f"‹estimator› {name}: the model's posterior has correlated noise (ρ = "
                 f"{noise_corr:g}), so q(z|x) does not factorise and its joint I(x; z) and TC "
-                "(paper 003, Theorem 2) do not apply; the per-factor q* I_h do (--estimator qstar)"
+                "(paper 003, Theorem 2) do not apply; the per-factor q* I_h do (‹estimator› qstar)"
             )
         estimates.append(estimator(inputs))
     mi = estimates[0].mi

@@ -96,7 +96,7 @@ def code_traversal(
 ) -> CodeTraversal:
     """Decode every class of the model's categorical code for each seed image (S, C, H, W)."""
     if not model.categories:
-        raise ConfigError("--code: the model has no categorical code (--latent-categorical K)")
+        raise ConfigError("‹code›: the model has no categorical code (‹categories› K)")
     device = next(model.parameters()).device
     with torch.no_grad():
         model.eval()
@@ -110,15 +110,15 @@ def code_traversal(
 def traversal_values(lo: float = -3.0, hi: float = 3.0, steps: int = DEFAULT_STEPS) -> Tensor:
     """``steps`` evenly spaced values from ``lo`` to ``hi`` inclusive: (steps,) float32."""
     if not 2 <= steps <= MAX_STEPS:
-        raise ConfigError(f"--steps {steps}: expected 2 to {MAX_STEPS} values per traversal")
+        raise ConfigError(f"‹steps› {steps}: expected 2 to {MAX_STEPS} values per traversal")
     if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise ConfigError(f"--range {lo:g} {hi:g}: expected finite values, e.g. --range -3 3")
+        raise ConfigError(f"‹range› {lo:g} {hi:g}: expected finite values, e.g. ‹range› -3 3")
     if not lo < hi:
-        raise ConfigError(f"--range {lo:g} {hi:g}: expected LO < HI, e.g. --range -3 3")
+        raise ConfigError(f"‹range› {lo:g} {hi:g}: expected LO < HI, e.g. ‹range› -3 3")
     return torch.linspace(lo, hi, steps, dtype=torch.float32)
 
 
-def check_factors(factors: Sequence[int], latents: int, option: str = "--factor") -> None:
+def check_factors(factors: Sequence[int], latents: int, option: str = "‹factor›") -> None:
     """Raise a ConfigError unless every index is in 0..latents-1."""
     for factor in factors:
         if not 0 <= factor < latents:
@@ -157,7 +157,7 @@ def pair_latents(
     z[s, i, j, f2] = v2[s, j]; v1, v2 (S, T) are ``values`` (plus the seed's mu when relative).
     """
     if f1 == f2:
-        raise ConfigError(f"--pair {f1} {f2}: expected two different factors")
+        raise ConfigError(f"‹pair› {f1} {f2}: expected two different factors")
     S, H = mu_seeds.shape
     T = values.numel()
     offsets = values.to(mu_seeds).view(1, T)
@@ -213,7 +213,7 @@ def traverse_pair(
 
     Rows sweep factor ``f1``, columns ``f2`` (paper 001, Fig. 2); see :func:`pair_latents`.
     """
-    check_factors((f1, f2), mu_seeds.shape[1], option="--pair")
+    check_factors((f1, f2), mu_seeds.shape[1], option="‹pair›")
     z, _, _ = pair_latents(mu_seeds, f1, f2, values, relative)
     return decode_latents(model, z)
 
@@ -255,7 +255,7 @@ def pair_traversal(
     seed_rows: Sequence[int] | None = None,
 ) -> PairTraversal:
     """:func:`traverse_pair` with its metadata; ``mi`` (H,) nats labels the grid."""
-    check_factors((f1, f2), mu_seeds.shape[1], option="--pair")
+    check_factors((f1, f2), mu_seeds.shape[1], option="‹pair›")
     z, v1, v2 = pair_latents(mu_seeds, f1, f2, values, relative)
     return PairTraversal(
         images=decode_latents(model, z),

@@ -52,22 +52,22 @@ class TraversalPlan:
     def __post_init__(self) -> None:
         chosen = [self.factors != (), self.top is not None, self.min_mi is not None]
         if self.code and (any(chosen) or self.pair is not None or self.relative):
-            raise ConfigError("--code sweeps the categorical code's classes: drop --factor, "
-                              "--top, --min-mi, --pair and --relative")  # fmt: skip
+            raise ConfigError("‹code› sweeps the categorical code's classes: drop ‹factor›, "
+                              "‹top›, ‹min_mi›, ‹pair› and ‹relative›")  # fmt: skip
         if sum(chosen) > 1:
-            raise ConfigError("--factor, --top and --min-mi choose factors differently: give one")
+            raise ConfigError("‹factor›, ‹top› and ‹min_mi› choose factors differently: give one")
         if self.pair is not None and any(chosen):
-            raise ConfigError("--pair names its two factors: drop --factor, --top and --min-mi")
+            raise ConfigError("‹pair› names its two factors: drop ‹factor›, ‹top› and ‹min_mi›")
         if self.pair is not None and self.pair[0] == self.pair[1]:
             raise ConfigError(
-                f"--pair {self.pair[0]} {self.pair[1]}: expected two different factors"
+                f"‹pair› {self.pair[0]} {self.pair[1]}: expected two different factors"
             )
         if self.top is not None and self.top < 1:
-            raise ConfigError(f"--top {self.top}: expected at least 1 factor")
+            raise ConfigError(f"‹top› {self.top}: expected at least 1 factor")
         if self.seeds is not None and self.seed_indices:
-            raise ConfigError("--seeds and --seed-index both choose seed images: give one of them")
+            raise ConfigError("‹seeds› and ‹seed_index› both choose seed images: give one of them")
         if self.seeds is not None and self.seeds < 1:
-            raise ConfigError(f"--seeds {self.seeds}: expected at least 1 seed image")
+            raise ConfigError(f"‹seeds› {self.seeds}: expected at least 1 seed image")
         traversal_values(*self.value_range, self.steps)  # checks steps >= 2 and LO < HI
 
     @property
@@ -87,9 +87,9 @@ class TraversalPlan:
     def check_latents(self, latents: int) -> None:
         """Raise a ConfigError if a factor index or --top does not fit H = ``latents``."""
         check_factors(self.factors, latents)
-        check_factors(self.pair or (), latents, option="--pair")
+        check_factors(self.pair or (), latents, option="‹pair›")
         if self.top is not None and self.top > latents:
-            raise ConfigError(f"--top {self.top}: expected 1 to {latents} (the model's H)")
+            raise ConfigError(f"‹top› {self.top}: expected 1 to {latents} (the model's H)")
 
 
 def select_factors(mi: Tensor, request: TraversalPlan) -> list[int]:
@@ -108,8 +108,8 @@ def select_factors(mi: Tensor, request: TraversalPlan) -> list[int]:
     if not chosen:
         best = order[0]
         raise ConfigError(
-            f"--min-mi {request.threshold:g}: no factor has I_h above it (the largest is "
-            f"{float(mi[best]):.3g} nats, factor {best}); lower --min-mi or use --top K"
+            f"‹min_mi› {request.threshold:g}: no factor has I_h above it (the largest is "
+            f"{float(mi[best]):.3g} nats, factor {best}); lower ‹min_mi› or use ‹top› K"
         )
     return chosen
 
@@ -140,5 +140,5 @@ def _block_factors(request: TraversalPlan, mi: Tensor | None) -> list[int]:
     if mi is not None:
         return select_factors(mi, request)
     if not request.factors:
-        raise ConfigError("--top and --min-mi need the factors' I_h: pass the ranking's mi")
+        raise ConfigError("‹top› and ‹min_mi› need the factors' I_h: pass the ranking's mi")
     return list(dict.fromkeys(request.factors))

@@ -93,13 +93,13 @@ class VMIOptions:
 
     def __post_init__(self) -> None:
         if self.steps < 1:
-            raise ConfigError(f"--vmi-steps {self.steps}: expected at least 1")
+            raise ConfigError(f"‹vmi_steps› {self.steps}: expected at least 1")
         if self.batch_size < 2:
-            raise ConfigError(f"--vmi-batch {self.batch_size}: expected at least 2")
+            raise ConfigError(f"‹vmi_batch› {self.batch_size}: expected at least 2")
         if self.eval_samples < 2:
-            raise ConfigError(f"--vmi-samples {self.eval_samples}: expected at least 2")
+            raise ConfigError(f"‹vmi_samples› {self.eval_samples}: expected at least 2")
         if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"--vmi-lr {self.lr}: expected a finite positive rate")
+            raise ConfigError(f"‹vmi_lr› {self.lr}: expected a finite positive rate")
 
 
 PLATEAU_WINDOW = 200  # steps per window of the plateau check
@@ -188,10 +188,10 @@ class VMIEstimate:
         """(bound, standard error) of I(z_S; x) for S = ``factors`` (a factorised Q)."""
         index = list(factors)
         if not index or len(set(index)) != len(index):
-            raise ConfigError(f"--vmi-subset {index}: expected distinct factor indices")
+            raise ConfigError(f"‹vmi_subset› {index}: expected distinct factor indices")
         h = self.samples.shape[1]
         if not all(0 <= i < h for i in index):
-            raise ConfigError(f"--vmi-subset {index}: expected factor indices from 0 to {h - 1}")
+            raise ConfigError(f"‹vmi_subset› {index}: expected factor indices from 0 to {h - 1}")
         total = self.samples[:, index].sum(1)
         return float(total.mean()), float(total.std() / math.sqrt(self.n))
 

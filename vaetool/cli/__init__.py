@@ -20,6 +20,7 @@ from vaetool.cli import report as _report
 from vaetool.cli import study as _study
 from vaetool.cli import train as _train
 from vaetool.cli import traverse as _traverse
+from vaetool.cli._fields import shown
 
 app = typer.Typer(
     name="vaetool",
@@ -90,7 +91,7 @@ def _main(argv: list[str] | None, quiet: bool = False) -> int:
         return 130
     except VaetoolError as error:
         code = getattr(error, "exit_code", 1)  # 130: a training run stopped by Ctrl-C
-        _say(f"{'interrupted' if code == 130 else 'error'}: {error}")
+        _say(f"{'interrupted' if code == 130 else 'error'}: {shown(Exception.__str__(error))}")
         return code
     except OSError as error:  # a disk full or a permission problem outside our checks
         where = f" ({error.filename})" if error.filename else ""
@@ -113,7 +114,8 @@ def _usage_errors() -> tuple[type[Exception], ...]:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Warnings from the core: one line on stderr, no source location."""
-    _say(f"warning: {message}")
+    text = Exception.__str__(message) if isinstance(message, Warning) else str(message)
+    _say(f"warning: {shown(text)}")
 
 
 def _say(line: str) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from vaetool.cli import _console
+from vaetool.cli._fields import shown
 from vaetool.cli._options import DeviceOpt
 from vaetool.cli.train import ThreadsOpt
 
@@ -45,7 +46,7 @@ def study(
     _console.note(f"trained {len(result.trained)}, already done or running elsewhere "
                   f"{len(result.skipped)}, failed {len(result.failed)}")  # fmt: skip
     for line in result.failed:
-        _console.note(f"failed: {line}")
+        _console.note(f"failed: {shown(line)}")
 
 
 def _announce(done: int, total: int, name: str) -> None:

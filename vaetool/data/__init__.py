@@ -49,7 +49,7 @@ __all__ = [
 Loader = Callable[[str], ImageData]
 
 #: Loaders keyed by the spec prefix (before ':'); each gets the part after ':' ("" if none).
-DATASETS: Registry[Loader] = Registry("dataset", "--data")
+DATASETS: Registry[Loader] = Registry("dataset", "‹data›")
 
 
 def _require_arg(prefix: str, arg: str, what: str) -> str:
@@ -133,7 +133,7 @@ def take_subset(data: ImageData, subset: int, seed: int = 0) -> SubsetData:
         or not 1 <= subset <= n
     ):
         raise ConfigError(
-            f"--subset {subset!r} for dataset {data.spec!r}: expected an integer from 1 to {n}"
+            f"‹subset› {subset!r} for dataset {data.spec!r}: expected an integer from 1 to {n}"
         )
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(n, size=int(subset), replace=False)).astype(np.int64)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from vaetool.config import LIKELIHOOD_OPTIONS, ModelChoice, ModelConfig
-from vaetool.errors import ConfigError
+from vaetool.errors import ConfigError, field
 from vaetool.likelihoods import LIKELIHOODS
 from vaetool.models import foreign
 from vaetool.models.conv import ConvDecoder, ConvEncoder, conv_trunk
@@ -46,7 +46,7 @@ class Architecture:
 ARCHITECTURES: Registry[Architecture] = Registry("architecture")
 # An encoder kind builds the encoder from an architecture and a config (--encoder).
 ENCODERS: Registry[Callable[[Architecture, ModelConfig], nn.Module]] = Registry(
-    "encoder", "--encoder"
+    "encoder", "‹encoder›"
 )
 
 # Conv channel stacks from paper 000's appendix table, keyed by architecture name.
@@ -136,9 +136,9 @@ def check_choice(choice: ModelChoice) -> None:
     ENCODERS.get(choice.encoder)
     for name in LIKELIHOOD_OPTIONS:
         if getattr(choice, name) != getattr(ModelChoice, name) and name not in chosen.options:
-            valid = ", ".join("--" + o.replace("_", "-") for o in chosen.options) or "none"
+            valid = ", ".join(field(o) for o in chosen.options) or "none"
             raise ConfigError(
-                f"--{name.replace('_', '-')} does not apply to --likelihood "
+                f"{field(name)} does not apply to ‹likelihood› "
                 f"{choice.likelihood} (its options: {valid})"
             )
     choice.resolve("mlp", (1, 1, 1))  # ranges (ρ, widths) as a ModelConfig checks them

@@ -156,4 +156,4 @@ def pythae_conv_decoder(name: str, config: ModelConfig) -> Decoder:
 
 def no_trunk(config: ModelConfig) -> tuple[nn.Module, int]:
     """Foreign networks have no split-encoder form (paper 003's split is vaetool's)."""
-    raise ValueError(f"--encoder split is not available for the {config.architecture} networks")
+    raise ValueError(f"‹encoder› split is not available for the {config.architecture} networks")

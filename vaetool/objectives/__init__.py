@@ -18,7 +18,7 @@ from vaetool.objectives.tcvae import BetaTCVAE
 from vaetool.objectives.vmi import VMIRegularised
 from vaetool.registry import Registry
 
-OBJECTIVES: Registry[type[Objective]] = Registry("objective", "--objective")
+OBJECTIVES: Registry[type[Objective]] = Registry("objective", "‹objective›")
 OBJECTIVES.register("beta_vae")(BetaVAE)
 OBJECTIVES.register("annealed_vae")(AnnealedVAE)
 OBJECTIVES.register("beta_tcvae")(BetaTCVAE)

@@ -23,10 +23,10 @@ class AnnealedOptions:
     capacity_steps: int = 100_000  # T
 
     def __post_init__(self) -> None:
-        check_finite("--gamma", self.gamma)
-        check_finite("--capacity", self.capacity)
+        check_finite("‹gamma›", self.gamma)
+        check_finite("‹capacity›", self.capacity)
         if self.capacity_steps < 1:
-            raise ConfigError(f"--capacity-steps {self.capacity_steps}: expected at least 1")
+            raise ConfigError(f"‹capacity_steps› {self.capacity_steps}: expected at least 1")
 
 
 def capacity_at(step: Tensor, capacity: float, steps: int) -> Tensor:

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from vaetool import distributed
 from vaetool.device import adam_options, autocast
-from vaetool.errors import ConfigError
+from vaetool.errors import ConfigError, field
 from vaetool.models import VAE
 
 # Terms every objective reports (nats per image, batch means): what it minimises, E −log p(x|z),
@@ -167,12 +167,12 @@ def make_options(objective: str, options_type: type, raw: dict[str, Any]) -> Any
     names = {f.name for f in fields(options_type)}
     for key in raw:
         if key not in names:
-            flag = "--" + key.replace("_", "-")
-            valid = ", ".join("--" + n.replace("_", "-") for n in sorted(names)) or "none"
+            flag = field(key)
+            valid = ", ".join(field(n) for n in sorted(names)) or "none"
             raise ConfigError(
-                f"{flag} does not apply to --objective {objective} (its options: {valid})"
+                f"{flag} does not apply to ‹objective› {objective} (its options: {valid})"
             )
     try:
         return options_type(**raw)
     except TypeError as err:
-        raise ConfigError(f"--objective {objective}: {err}") from None
+        raise ConfigError(f"‹objective› {objective}: {err}") from None

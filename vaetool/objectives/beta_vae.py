@@ -16,7 +16,7 @@ class BetaVAEOptions:
     beta: float = 1.0  # weight of the KL term (dlib sweeps 1, 2, 4, 6, 8, 16)
 
     def __post_init__(self) -> None:
-        check_finite("--beta", self.beta)
+        check_finite("‹beta›", self.beta)
 
 
 class BetaVAE(Objective):

@@ -24,9 +24,9 @@ class DIPOptions:
     lambda_d: float | None = None
 
     def __post_init__(self) -> None:
-        check_finite("--lambda-od", self.lambda_od)
+        check_finite("‹lambda_od›", self.lambda_od)
         if self.lambda_d is not None:
-            check_finite("--lambda-d", self.lambda_d)
+            check_finite("‹lambda_d›", self.lambda_d)
 
 
 def mean_covariance(mu: Tensor) -> Tensor:

@@ -35,8 +35,8 @@ class FactorVAEOptions:
     discriminator_width: int = 1000
 
     def __post_init__(self) -> None:
-        check_finite("--gamma", self.gamma)
-        check_finite("--discriminator-lr", self.discriminator_lr, positive=True)
+        check_finite("‹gamma›", self.gamma)
+        check_finite("‹discriminator_lr›", self.discriminator_lr, positive=True)
         if self.discriminator_layers < 1 or self.discriminator_width < 1:
             raise ConfigError("discriminator_layers and discriminator_width: expected >= 1")
 

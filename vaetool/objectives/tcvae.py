@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from vaetool.config import check_finite
-from vaetool.errors import ConfigError
+from vaetool.errors import ConfigError, field
 from vaetool.models.latents import LOG_2PI
 from vaetool.objectives.base import Objective
 
@@ -39,10 +39,10 @@ class TCVAEOptions:
 
     def __post_init__(self) -> None:
         for name in ("alpha", "beta", "gamma"):
-            check_finite(f"--{name}", getattr(self, name))
+            check_finite(field(name), getattr(self, name))
         if self.tc_estimator not in TC_ESTIMATORS:
             raise ConfigError(
-                f"--tc-estimator {self.tc_estimator!r}: expected one of {', '.join(TC_ESTIMATORS)}"
+                f"‹tc_estimator› {self.tc_estimator!r}: expected one of {', '.join(TC_ESTIMATORS)}"
             )
 
 

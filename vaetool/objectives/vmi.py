@@ -63,18 +63,18 @@ class VMIObjectiveOptions:
 
     def __post_init__(self) -> None:
         if self.vmi_entropy not in ENTROPIES:
-            raise ConfigError(f"--vmi-entropy {self.vmi_entropy!r}: expected prior or batch")
-        check_finite("--vmi-lambda", self.vmi_lambda)
-        check_finite("--vmi-q-lr", self.vmi_q_lr, positive=True)
-        check_finite("--code-gamma", self.code_gamma, positive=True)
+            raise ConfigError(f"‹vmi_entropy› {self.vmi_entropy!r}: expected prior or batch")
+        check_finite("‹vmi_lambda›", self.vmi_lambda)
+        check_finite("‹vmi_q_lr›", self.vmi_q_lr, positive=True)
+        check_finite("‹code_gamma›", self.code_gamma, positive=True)
         if not (math.isfinite(self.code_capacity) and self.code_capacity >= 0):
-            raise ConfigError(f"--code-capacity {self.code_capacity}: expected 0 (off) or "
+            raise ConfigError(f"‹code_capacity› {self.code_capacity}: expected 0 (off) or "
                               "a capacity in nats")  # fmt: skip
         if self.code_capacity_steps < 1:
-            raise ConfigError(f"--code-capacity-steps {self.code_capacity_steps}: expected "
+            raise ConfigError(f"‹code_capacity_steps› {self.code_capacity_steps}: expected "
                               "at least 1")  # fmt: skip
         if not isinstance(self.vmi_factors, str):
-            raise ConfigError(f"--vmi-factors {self.vmi_factors!r}: expected c, auto or 0,1")
+            raise ConfigError(f"‹vmi_factors› {self.vmi_factors!r}: expected c, auto or 0,1")
 
 
 def regularised_part(text: str, config: ModelConfig) -> tuple[int, ...] | None:
@@ -84,17 +84,17 @@ def regularised_part(text: str, config: ModelConfig) -> tuple[int, ...] | None:
         return None if config.categories else tuple(range(min(2, config.latents)))
     if text == CODE:
         if not config.categories:
-            raise ConfigError("--vmi-factors c: the model has no categorical code "
-                              "(add --latent-categorical K)")  # fmt: skip
+            raise ConfigError("‹vmi_factors› c: the model has no categorical code "
+                              "(add ‹categories› K)")  # fmt: skip
         return None
     try:
         factors = tuple(int(item) for item in text.split(","))
     except ValueError:
         factors = ()
     if not factors or len(set(factors)) != len(factors):
-        raise ConfigError(f"--vmi-factors {text!r}: expected c, auto or distinct indices, e.g. 0,1")
+        raise ConfigError(f"‹vmi_factors› {text!r}: expected c, auto or distinct indices, e.g. 0,1")
     if not all(0 <= h < config.latents for h in factors):
-        raise ConfigError(f"--vmi-factors {text!r}: expected indices from 0 to "
+        raise ConfigError(f"‹vmi_factors› {text!r}: expected indices from 0 to "
                           f"{config.latents - 1} (H = {config.latents})")  # fmt: skip
     return factors
 
@@ -108,14 +108,14 @@ class VMIRegularised(Objective):
     def check_model(cls, options: dict[str, Any], config: ModelConfig) -> None:
         part = regularised_part(str(options.get("vmi_factors", "auto")), config)
         if options.get("vmi_entropy", "prior") == "batch" and part is not None:
-            raise ConfigError("--vmi-entropy batch applies to the categorical code "
-                              "(--vmi-factors c), not to Gaussian factors")  # fmt: skip
+            raise ConfigError("‹vmi_entropy› batch applies to the categorical code "
+                              "(‹vmi_factors› c), not to Gaussian factors")  # fmt: skip
         capacity = float(options.get("code_capacity", 0.0))
         if capacity and not config.categories:
-            raise ConfigError("--code-capacity: the model has no categorical code "
-                              "(add --latent-categorical K)")  # fmt: skip
+            raise ConfigError("‹code_capacity›: the model has no categorical code "
+                              "(add ‹categories› K)")  # fmt: skip
         if capacity > math.log(config.categories or 1) + 1e-9:
-            raise ConfigError(f"--code-capacity {capacity}: the code's KL cannot exceed "
+            raise ConfigError(f"‹code_capacity› {capacity}: the code's KL cannot exceed "
                               f"log K = {math.log(config.categories):.4f} nats")  # fmt: skip
 
     def __init__(self, model: VAE, options: VMIObjectiveOptions, context: TrainContext) -> None:

@@ -38,7 +38,7 @@ def figure_format(path: str | Path) -> str:
     suffix = Path(path).suffix.lower()
     if suffix not in FIGURE_FORMATS:
         raise ConfigError(
-            f"--plot {path}: expected a file name ending in {', '.join(FIGURE_FORMATS)}"
+            f"‹plot› {path}: expected a file name ending in {', '.join(FIGURE_FORMATS)}"
         )
     return FIGURE_FORMATS[suffix]
 
@@ -69,7 +69,7 @@ def pulse_png(
     """
     if variance not in PULSE_VARIANCES:
         raise ConfigError(
-            f"--pulse-variance {variance!r}: expected one of {', '.join(PULSE_VARIANCES)}"
+            f"‹pulse_variance› {variance!r}: expected one of {', '.join(PULSE_VARIANCES)}"
         )
     fig = _pulse_figure(ranking, title, variance)
     dpi = float(MAX_DPI)

@@ -50,23 +50,23 @@ def check_axes(frame: pd.DataFrame, swept: list[str], x: str | None, columns: tu
                group: str | None, kind: str) -> Axes:  # fmt: skip
     """The x option, the columns and the grouping to draw; a bad name is one ConfigError."""
     if kind not in KINDS:
-        raise ConfigError(f"--kind {kind!r}: expected one of {', '.join(KINDS)}")
+        raise ConfigError(f"‹kind› {kind!r}: expected one of {', '.join(KINDS)}")
     options = swept or ["seed"]
     x = x or options[0]
     if x not in frame.columns:
-        raise ConfigError(f"--x {x!r}: not a column of results.csv (swept: {', '.join(options)})")
+        raise ConfigError(f"‹x› {x!r}: not a column of results.csv (swept: {', '.join(options)})")
     if group is None and len(swept) > 1:
         group = next(o for o in swept if o != x)
     for name in [] if group is None else group.split(","):  # "objective,encoder": both
         if name not in frame.columns:
-            raise ConfigError(f"--group {name!r}: not a column of results.csv")
+            raise ConfigError(f"‹group› {name!r}: not a column of results.csv")
     numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
     if kind == "scatter" and x not in numeric:
-        raise ConfigError(f"--x {x!r}: a scatter needs a numeric column of results.csv")
+        raise ConfigError(f"‹x› {x!r}: a scatter needs a numeric column of results.csv")
     chosen = columns or tuple(c for c in DEFAULT_COLUMNS if c in numeric)
     for column in chosen:
         if column not in numeric:
-            raise ConfigError(f"--y {column!r}: not a numeric column of results.csv "
+            raise ConfigError(f"‹y› {column!r}: not a numeric column of results.csv "
                               f"(numeric: {', '.join(numeric)})")  # fmt: skip
     return x, chosen, group
 

@@ -23,10 +23,10 @@ def code_groups(summaries: list[dict[str, Any]], x: str) -> dict[Any, list[dict[
     """The finished runs holding code histograms, by their value of ``x`` (sorted)."""
     runs = [s for s in summaries if s.get("status") == "finished" and CONFUSION in s]
     if not runs:
-        raise ConfigError("--kind code: no run of this study holds a categorical code's "
-                          "histograms (models trained with --latent-categorical K)")  # fmt: skip
+        raise ConfigError("‹kind› code: no run of this study holds a categorical code's "
+                          "histograms (models trained with ‹categories› K)")  # fmt: skip
     if any(x not in run for run in runs):
-        raise ConfigError(f"--x {x!r}: not a setting of the study's runs")
+        raise ConfigError(f"‹x› {x!r}: not a setting of the study's runs")
     groups: dict[Any, list[dict[str, Any]]] = {}
     for run in sorted(runs, key=lambda r: (str(type(r[x])), r[x])):
         groups.setdefault(run[x], []).append(run)

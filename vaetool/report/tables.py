@@ -28,7 +28,7 @@ def format_frame(frame: pd.DataFrame, fmt: str, digits: int = 6) -> str:
         return _markdown(frame, digits)
     if fmt == "latex":
         return _latex(frame, digits)
-    raise ConfigError(f"--format {fmt!r}: expected one of {', '.join(TEXT_FORMATS)}")
+    raise ConfigError(f"‹format› {fmt!r}: expected one of {', '.join(TEXT_FORMATS)}")
 
 
 def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:

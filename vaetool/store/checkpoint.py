@@ -26,7 +26,7 @@ from vaetool._version import __version__
 from vaetool.analysis.posterior_checks import all_finite
 from vaetool.config import DataConfig, ModelConfig, TrainConfig
 from vaetool.device import check_bytes
-from vaetool.errors import CheckpointError, VaetoolError
+from vaetool.errors import CheckpointError, VaetoolError, marked
 from vaetool.models import VAE, build_model
 from vaetool.store.atomic import write_atomic
 
@@ -74,7 +74,7 @@ def save_checkpoint(
     and ``info`` atomically to ``path`` (.safetensors)."""
     target = Path(path)
     if target.exists() and not overwrite:
-        raise CheckpointError(f"{target} exists; pass --force to overwrite it")
+        raise CheckpointError(f"{target} exists; pass ‹force› to overwrite it")
     tensors = prefixed(MODEL_PREFIX, model.state_dict())
     if objective is not None:
         tensors.update(prefixed(OBJECTIVE_PREFIX, objective.state_dict()))
@@ -110,7 +110,9 @@ def load_checkpoint(
         check_bytes(nbytes, torch.device("cpu"), f"{target}: its model config")
         model = build_model(info.model)
     except (VaetoolError, ValueError, TypeError, RuntimeError) as err:
-        raise CheckpointError(f"{target}: its model config cannot be built ({err})") from None
+        raise CheckpointError(
+            f"{target}: its model config cannot be built ({marked(err)})"
+        ) from None
     tensors = model_tensors(read_tensors(target), info)
     _check_tensors(target, tensors, model.state_dict())
     try:

@@ -74,9 +74,9 @@ def stack_sessions(sessions: list[Session]) -> Stack:
     lead = sessions[0]
     for other in sessions[1:]:
         if (other.model_config, other.data_config) != (lead.model_config, lead.data_config):
-            raise ConfigError("--seeds: every model must share the configuration but the seed")
+            raise ConfigError("‹seeds›: every model must share the configuration but the seed")
         if len(other.history) != len(lead.history):
-            raise ConfigError("--seeds: the runs have done different numbers of epochs")
+            raise ConfigError("‹seeds›: the runs have done different numbers of epochs")
     bundles = [_Bundle(s) for s in sessions]
     names = [n for n, _ in bundles[0].named_parameters()]
     with torch.no_grad():

@@ -186,7 +186,7 @@ def information_check(model: VAE, feed: DeviceFeed) -> dict[str, float | int]:
         warnings.warn(
             f"posterior collapse: no factor carries more than {INFLUENTIAL_THRESHOLD_NATS} nats "
             f"on the validation split (largest I_h {largest:.2f}); train longer or with more "
-            "steps (--batch-size 25), or lower --beta (docs/training.md)",
+            "steps (‹batch_size› 25), or lower ‹beta› (docs/training.md)",
             VaetoolWarning,
             stacklevel=2,
         )
@@ -201,7 +201,7 @@ def check_split_sizes(split: Split, spec: str) -> None:
         name, n = next(iter(small.items()))
         raise ConfigError(
             f"{spec}: the {name} split has {n} images; every split needs at least {MIN_SPLIT} "
-            f"(0.6/0.2/0.2 of the data: use at least {5 * MIN_SPLIT} images, --subset)"
+            f"(0.6/0.2/0.2 of the data: use at least {5 * MIN_SPLIT} images, ‹subset›)"
         )
     few = [f"{name} {n}" for name, n in sizes.items() if n < WARN_SPLIT]
     if few:
@@ -218,5 +218,5 @@ def check_model_fits(config: ModelConfig, device: torch.device) -> None:
     would not fit in the device's memory; sizes from a build on the meta device (no memory)."""
     with torch.device("meta"):
         params = sum(p.numel() * p.element_size() for p in build_model(config).parameters())
-    what = f"--latents {config.latents}: training a model of {params / 1e9:.3g} GB of weights"
+    what = f"‹latents› {config.latents}: training a model of {params / 1e9:.3g} GB of weights"
     check_bytes(4 * params, device, what)

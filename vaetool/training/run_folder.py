@@ -103,7 +103,7 @@ class RunFolder:
         target = self.folder / name
         if target.exists() and not (self.resume and name == PARTIAL_NAME):
             raise CheckpointError(
-                f"--out {self.folder}: {name} appeared while training (another process writes "
+                f"‹out› {self.folder}: {name} appeared while training (another process writes "
                 "this folder); nothing was overwritten"
             )
         return save_checkpoint(
@@ -113,25 +113,25 @@ class RunFolder:
     def _check(self) -> None:
         folder = self.folder
         if folder.exists() and not folder.is_dir():
-            raise CheckpointError(f"--out {folder}: is a file; expected a folder for the run")
+            raise CheckpointError(f"‹out› {folder}: is a file; expected a folder for the run")
         if self.resume:
             self._check_resumable()
             return
         taken = [n for n in (CHECKPOINT_NAME, HISTORY_NAME) if (folder / n).exists()]
         if taken and not self.force:
             raise CheckpointError(
-                f"--out {folder}: already holds a run ({', '.join(taken)}); pass --force to "
-                "overwrite it, --resume to continue it, or choose another folder"
+                f"‹out› {folder}: already holds a run ({', '.join(taken)}); pass ‹force› to "
+                "overwrite it, ‹resume› to continue it, or choose another folder"
             )
 
     def _check_resumable(self) -> None:
         folder = self.folder
         if (folder / CHECKPOINT_NAME).exists():
-            raise CheckpointError(f"--resume {folder}: the run finished; nothing to resume")
+            raise CheckpointError(f"‹resume› {folder}: the run finished; nothing to resume")
         if not (folder / RESUME_NAME).is_file():
             raise CheckpointError(
-                f"--resume {folder}: no {RESUME_NAME} (a run saves it after each epoch); "
-                "expected the --out folder of an unfinished run"
+                f"‹resume› {folder}: no {RESUME_NAME} (a run saves it after each epoch); "
+                "expected the ‹out› folder of an unfinished run"
             )
 
     def _create(self) -> None:
@@ -140,7 +140,7 @@ class RunFolder:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             reason = f"cannot create the folder ({err.strerror})"
-            raise CheckpointError(f"--out {self.folder}: {reason}") from None
+            raise CheckpointError(f"‹out› {self.folder}: {reason}") from None
         self._created = list(reversed(missing))
 
 
@@ -149,8 +149,8 @@ def _acquire(path: Path) -> IO[bytes]:
     handle = try_hold(path)
     if handle is None:
         raise CheckpointError(
-            f"--out {path.parent}: another `vaetool train` is writing this run folder; wait for "
-            "it or choose another --out"
+            f"‹out› {path.parent}: another `vaetool train` is writing this run folder; wait for "
+            "it or choose another ‹out›"
         )
     return handle
 

@@ -14,6 +14,7 @@ from vaetool.config import DataConfig, ModelConfig, TrainConfig
 from vaetool.data import Split
 from vaetool.data.feed import DeviceFeed
 from vaetool.errors import VaetoolError
+from vaetool.errors import field as named
 from vaetool.models import VAE
 from vaetool.objectives import Objective
 from vaetool.store.checkpoint import CheckpointInfo
@@ -131,12 +132,12 @@ def diverged_message(epoch: int, batch: int | None, config: TrainConfig) -> str:
     lr = config.lr or 0.0
     large = {k: v for k, v in config.options.items() if isinstance(v, int | float) and v > 1e3}
     if lr > 1e-2:
-        cause = f"the learning rate {lr:g} is too large (the papers use 1e-3 or 1e-4; --lr)"
+        cause = f"the learning rate {lr:g} is too large (the papers use 1e-3 or 1e-4; ‹lr›)"
     elif large:
         name, value = next(iter(large.items()))
-        cause = f"--{name.replace('_', '-')} {value:g} is extreme"
+        cause = f"{named(name)} {value:g} is extreme"
     else:
-        cause = "lower --lr, or check the data and --sigma2 for extreme values"
+        cause = "lower ‹lr›, or check the data and ‹sigma2› for extreme values"
     return f"training diverged in epoch {epoch}: the loss became NaN or inf {where}; {cause}"
 
 

@@ -52,13 +52,13 @@ class ImportResult:
 
 def _check_out(out: Path, force: bool, suffix: str) -> None:
     if out.suffix.lower() != suffix:
-        raise ConfigError(f"--out {out}: expected a file name ending in {suffix}")
+        raise ConfigError(f"‹out› {out}: expected a file name ending in {suffix}")
     if out.is_dir():
-        raise ConfigError(f"--out {out}: is a folder; expected a {suffix} file name")
+        raise ConfigError(f"‹out› {out}: is a folder; expected a {suffix} file name")
     if not out.parent.is_dir():
-        raise ConfigError(f"--out {out}: folder {out.parent} does not exist; create it first")
+        raise ConfigError(f"‹out› {out}: folder {out.parent} does not exist; create it first")
     if out.exists() and not force and not is_special(out):
-        raise ConfigError(f"--out {out}: exists; pass --force to overwrite it")
+        raise ConfigError(f"‹out› {out}: exists; pass ‹force› to overwrite it")
 
 
 def import_model(request: ImportRequest) -> ImportResult:
@@ -68,8 +68,8 @@ def import_model(request: ImportRequest) -> ImportResult:
     spec = request.data or foreign.dataset
     if spec is None:
         raise ConfigError(
-            f"--data: {request.format} does not record which data set {request.source} was "
-            "trained on; name it (e.g. --data mnist5k, npz:FILE, folder:DIR)"
+            f"‹data›: {request.format} does not record which data set {request.source} was "
+            "trained on; name it (e.g. ‹data› mnist5k, npz:FILE, folder:DIR)"
         )
     model = build_model(foreign.config)
     own = {k: v for k, v in model.state_dict().items() if k.startswith("likelihood.")}
@@ -79,7 +79,7 @@ def import_model(request: ImportRequest) -> ImportResult:
     model.eval()
     data = load_dataset(spec)
     if tuple(data.shape) != tuple(foreign.config.image_shape):
-        raise DataError(f"--data {spec}: images are {tuple(data.shape)} but the imported model "
+        raise DataError(f"‹data› {spec}: images are {tuple(data.shape)} but the imported model "
                         f"takes {tuple(foreign.config.image_shape)}")  # fmt: skip
     _check_runs(model, data)
     info = CheckpointInfo(
@@ -113,7 +113,7 @@ def _provenance(foreign: ForeignModel, request: ImportRequest) -> dict[str, Any]
         "source_config": foreign.source_config,
         "files_read": list(foreign.read),
         "files_left": list(foreign.left),
-        "data_named_by": "--data" if request.data else "the source's config",
+        "data_named_by": "‹data›" if request.data else "the source's config",
         "train_note": "trained elsewhere: the train section holds vaetool's defaults, the "
         "source's training settings are in source_config",
         **foreign.notes,

@@ -141,12 +141,12 @@ def code_truth(source: Source, spec: str | None) -> CodeTruth:
     paper 001 §5.2's MNIST test set) with their labels."""
     model, _ = source.checkpoint("categorical_accuracy")
     if not model.categories:
-        raise DataError(f"--metric categorical_accuracy: {source.path.name} has no categorical "
-                        "code (train with --latent-categorical K)")  # fmt: skip
+        raise DataError(f"‹metric› categorical_accuracy: {source.path.name} has no categorical "
+                        "code (train with ‹categories› K)")  # fmt: skip
     points = Points(data=spec, split="test")
     data = source.data(spec)
     if data.labels is None:
-        raise DataError(f"--metric categorical_accuracy: {data.spec} has no labels")
+        raise DataError(f"‹metric› categorical_accuracy: {data.spec} has no labels")
     rows = source.rows(points)
     feed = source.feed(points)
     probabilities = []

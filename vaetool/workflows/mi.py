@@ -83,12 +83,12 @@ class RankRequest:
         """Option checks that need no file: fail before anything is loaded."""
         check_estimators(self.estimators)
         QSTAR_VARIANTS.get(self.variant)
-        check_finite("--threshold", self.threshold)
-        check_seed("--seed", self.mixture.seed)
+        check_finite("‹threshold›", self.threshold)
+        check_seed("‹seed›", self.mixture.seed)
         if self.mixture.samples < 1:
-            raise ConfigError(f"--mc-samples {self.mixture.samples}: expected at least 1")
+            raise ConfigError(f"‹mc_samples› {self.mixture.samples}: expected at least 1")
         if self.mixture.eval_points is not None and self.mixture.eval_points < 2:
-            raise ConfigError(f"--mc-points {self.mixture.eval_points}: expected at least 2")
+            raise ConfigError(f"‹mc_points› {self.mixture.eval_points}: expected at least 2")
 
 
 @dataclass(frozen=True, eq=False)
@@ -185,7 +185,7 @@ def rank_opened(
     subset = request.vmi_subset
     if subset and (len(set(subset)) != len(subset) or not all(0 <= h < source.latents
                                                               for h in subset)):  # fmt: skip
-        raise ConfigError(f"--vmi-subset {','.join(map(str, subset))}: expected distinct factor "
+        raise ConfigError(f"‹vmi_subset› {','.join(map(str, subset))}: expected distinct factor "
                           f"indices from 0 to {source.latents - 1}")  # fmt: skip
     keep = needs_posterior(estimators)
     has_code = source.model is not None and source.model.categories > 0
@@ -224,9 +224,9 @@ def vmi_bounds(
     ``<stem>.vmi.safetensors`` when it was fitted for this file with these options (unless
     ``refit``), else fitted now (seeded, with progress) and saved there; then evaluated on
     ``options.eval_samples`` fresh pairs."""
-    model, _ = source.checkpoint("--estimator vmi")
+    model, _ = source.checkpoint("‹estimator› vmi")
     if not isinstance(model, VAE):
-        raise ConfigError("--estimator vmi samples the decoder's likelihood: it needs a vaetool "
+        raise ConfigError("‹estimator› vmi samples the decoder's likelihood: it needs a vaetool "
                           "model (a checkpoint, or an imported one), not functions")  # fmt: skip
     path = q_sidecar_path(source.path)
     wanted = QRecord(source.sha256, source.path.name, options.steps, options.batch_size,
@@ -320,7 +320,7 @@ def _sidecar_fit(source: Source, request: RankRequest) -> tuple[QStar, FitRecord
     if mismatch is None:
         return qstar, record
     if named:
-        raise CheckpointError(f"--qstar {path}: {mismatch}; run `vaetool mi fit` with the options")
+        raise CheckpointError(f"‹qstar› {path}: {mismatch}; run `vaetool mi fit` with the options")
     return None
 
 

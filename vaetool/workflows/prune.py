@@ -83,21 +83,21 @@ class PruneRequest:
         for probe in self.probes:
             PROBES.get(probe)
         if not 1 <= self.repeats <= MAX_REPEATS:
-            raise ConfigError(f"--repeats {self.repeats}: expected 1 to {MAX_REPEATS}")
-        check_seed("--seed", self.seed)
+            raise ConfigError(f"‹repeats› {self.repeats}: expected 1 to {MAX_REPEATS}")
+        check_seed("‹seed›", self.seed)
         if self.compare and self.task != "reconstruct":
-            raise ConfigError("--compare compares reconstruction errors: use --task reconstruct")
+            raise ConfigError("‹compare› compares reconstruction errors: use ‹task› reconstruct")
         if self.save is not None:
             _check_save(self, len(specs))
         if self.plot is not None and self.plot.suffix.lower() != ".png":
-            raise ConfigError(f"--plot {self.plot}: expected a file name ending in .png")
+            raise ConfigError(f"‹plot› {self.plot}: expected a file name ending in .png")
         if (
             self.plot is not None
             and self.plot.exists()
             and not self.force
             and not is_special(self.plot)
         ):
-            raise ConfigError(f"--plot {self.plot}: exists; pass --force to overwrite it")
+            raise ConfigError(f"‹plot› {self.plot}: exists; pass ‹force› to overwrite it")
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,7 +125,7 @@ class Task(Protocol):
     def __call__(self, inputs: TaskInputs) -> ReconstructionTable | ClassificationTable: ...
 
 
-TASKS: Registry[Task] = Registry("task", "--task")
+TASKS: Registry[Task] = Registry("task", "‹task›")
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ def prune(request: PruneRequest, progress: Progress | None = None) -> PruneResul
 
 def _check_code(source: Source, request: PruneRequest) -> None:
     if request.drop_code and not (source.model is not None and source.model.categories):
-        raise ConfigError(f"--drop-code: {source.path.name} has no categorical code")
+        raise ConfigError(f"‹drop_code›: {source.path.name} has no categorical code")
 
 
 def prune_opened(
@@ -212,7 +212,7 @@ def classify(inputs: TaskInputs) -> ClassificationTable:
 def _require_labels(source: Source, request: PruneRequest) -> None:
     data = source.data(request.points.data)
     if data.labels is None:
-        raise DataError(f"--task classify: dataset {data.spec} has no labels")
+        raise DataError(f"‹task› classify: dataset {data.spec} has no labels")
 
 
 TASKS.register("reconstruct")(_Task(reconstruct))
@@ -225,7 +225,7 @@ def _codes(source: Source, points: Points, everything: bool = False) -> Labelled
     model, _ = source.checkpoint("classification")
     data = source.data(points.data)
     if data.labels is None:
-        raise DataError(f"--task classify: dataset {data.spec} has no labels")
+        raise DataError(f"‹task› classify: dataset {data.spec} has no labels")
     if everything:
         points = replace(points, samples=len(data))
     feed = source.feed(points)
@@ -233,7 +233,7 @@ def _codes(source: Source, points: Points, everything: bool = False) -> Labelled
     assert posterior is not None
     labels = torch.as_tensor(data.labels[feed.indices.numpy()], device=source.device)
     if bool((labels < 0).any()):
-        raise DataError(f"--task classify: dataset {data.spec} has negative labels")
+        raise DataError(f"‹task› classify: dataset {data.spec} has negative labels")
     return LabelledCodes(posterior.mu, posterior.logvar, labels.long())
 
 
@@ -241,11 +241,11 @@ def _check_save(request: PruneRequest, rows: int) -> None:
     save = request.save
     assert save is not None
     if rows != 1:
-        raise ConfigError("--save keeps one model: give a single --top (e.g. --top 10%)")
+        raise ConfigError("‹save› keeps one model: give a single ‹top› (e.g. ‹top› 10%)")
     if save.exists() and request.checkpoint.exists() and save.samefile(request.checkpoint):
-        raise CheckpointError(f"--save {save}: is the input checkpoint; choose another file")
+        raise CheckpointError(f"‹save› {save}: is the input checkpoint; choose another file")
     if save.exists() and not request.force:
-        raise CheckpointError(f"--save {save}: exists; pass --force to overwrite it")
+        raise CheckpointError(f"‹save› {save}: exists; pass ‹force› to overwrite it")
 
 
 def _save(source: Source, request: PruneRequest, rows: PruneRows) -> Path:
@@ -253,7 +253,7 @@ def _save(source: Source, request: PruneRequest, rows: PruneRows) -> Path:
     model, info = source.checkpoint("pruning")
     kept = rows.kept[0]
     if not kept:
-        raise ConfigError("--save: --top keeps 0 factors; a model needs at least one")
+        raise ConfigError("‹save›: ‹top› keeps 0 factors; a model needs at least one")
     smaller = slice_latents(model, kept, drop_code=request.drop_code)
     extra = dict(info.extra)
     extra["pruned"] = {

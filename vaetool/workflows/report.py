@@ -172,15 +172,15 @@ def _sheet_plan(ranking: Ranking) -> TraversalPlan:
 def prepare_report_dir(folder: Path, force: bool = False) -> Path:
     """Create ``folder``; refuse if it holds a report (unless force) or cannot be written."""
     if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"--out {folder}: is a file; expected a folder for the report")
+        raise ConfigError(f"‹out› {folder}: is a file; expected a folder for the report")
     if (folder / INDEX).exists() and not force:
-        raise ConfigError(f"--out {folder}: holds a report already; pass --force to overwrite it")
+        raise ConfigError(f"‹out› {folder}: holds a report already; pass ‹force› to overwrite it")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ConfigError(f"--out {folder}: cannot create the folder ({err.strerror})") from None
+        raise ConfigError(f"‹out› {folder}: cannot create the folder ({err.strerror})") from None
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise ConfigError(f"--out {folder}: folder is not writable")
+        raise ConfigError(f"‹out› {folder}: folder is not writable")
     return folder
 
 

@@ -22,7 +22,7 @@ from vaetool.analysis.qstar import QStarAccumulator
 from vaetool.data import SPLIT_NAMES, ImageData, load_dataset, split_indices
 from vaetool.data.feed import DeviceFeed
 from vaetool.device import inference_batch_size, resolve_device
-from vaetool.errors import ConfigError, DataError
+from vaetool.errors import ConfigError, DataError, field
 from vaetool.models import VAE
 from vaetool.store.checkpoint import CheckpointInfo, load_checkpoint
 from vaetool.store.posterior_file import PosteriorFile, is_posterior_file, open_posterior_file
@@ -49,7 +49,7 @@ class Points:
     samples: int | None = None
 
     def check_for_posterior_file(self, path: Path) -> None:
-        given = [f"--{k}" for k, v in vars(self).items() if v is not None]
+        given = [field(k) for k, v in vars(self).items() if v is not None]
         if given:
             raise ConfigError(
                 f"{', '.join(given)}: {path.name} is a posterior file with its own points; "
@@ -60,14 +60,14 @@ class Points:
     def resolved_split(self) -> str:
         split = self.split or DEFAULT_SPLIT
         if split not in SPLIT_NAMES:
-            raise ConfigError(f"--split {split!r}: expected one of {', '.join(SPLIT_NAMES)}")
+            raise ConfigError(f"‹split› {split!r}: expected one of {', '.join(SPLIT_NAMES)}")
         return split
 
     @property
     def resolved_samples(self) -> int:
         samples = DEFAULT_SAMPLES if self.samples is None else self.samples
         if samples < 2:
-            raise ConfigError(f"--samples {samples}: expected at least 2 points")
+            raise ConfigError(f"‹samples› {samples}: expected at least 2 points")
         return samples
 
 
@@ -127,7 +127,7 @@ class Source:
         )
         if tuple(data.shape) != tuple(info.model.image_shape):
             raise DataError(
-                f"--data {spec or cfg.spec}: images are {tuple(data.shape)} but {self.path.name} "
+                f"‹data› {spec or cfg.spec}: images are {tuple(data.shape)} but {self.path.name} "
                 f"was trained on {tuple(info.model.image_shape)}"
             )
         return data

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vaetool.errors import CheckpointError, ConfigError, VaetoolError
+from vaetool.errors import CheckpointError, ConfigError, VaetoolError, marked
 from vaetool.store.atomic import write_atomic
 from vaetool.store.locks import exclusive, is_held
 from vaetool.training.run_folder import CHECKPOINT_NAME, HISTORY_NAME, LOCK_NAME, RESUME_NAME
@@ -110,18 +110,18 @@ def run_study(
 def _claim(out: Path, plan_path: Path) -> None:
     """Create DIR with a copy of the plan; refuse a DIR that holds a different study."""
     if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out}: is a file; expected a folder for the study")
+        raise ConfigError(f"‹out› {out}: is a file; expected a folder for the study")
     text = plan_path.read_text(encoding="utf-8")
     copy = out / PLAN_NAME
     if copy.exists():
         if copy.read_text(encoding="utf-8") != text:
-            raise ConfigError(f"--out {out}: holds a different study ({copy}); choose another "
+            raise ConfigError(f"‹out› {out}: holds a different study ({copy}); choose another "
                               "folder")  # fmt: skip
         return
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ConfigError(f"--out {out}: cannot create the folder ({err.strerror})") from None
+        raise ConfigError(f"‹out› {out}: cannot create the folder ({err.strerror})") from None
     write_atomic(copy, text.encode())
 
 
@@ -148,7 +148,7 @@ def _run_unit(
             raise
         for folder in todo:
             _summarise(folder, unit, request.device, status="failed", reason=str(err))
-            result.failed.append(f"{folder}: {err}")
+            result.failed.append(f"{folder}: {marked(err)}")
         return
     for folder in todo:
         spec = {**plan.base, **unit.point}.get("data")  # the whole data set, not a subset

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vaetool.errors import ConfigError, VaetoolError
+from vaetool.errors import ConfigError, VaetoolError, marked
 from vaetool.workflows.train import parse_seeds, seed_folder, train_request
 
 PLAN_NAME = "study.toml"
@@ -97,7 +97,7 @@ def read_plan(path: Path) -> StudyPlan:
     try:
         seeds = parse_seeds(raw.get("seeds", [0]))
     except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from None
+        raise ConfigError(f"{path}: {marked(err)}") from None
     stack = raw.get("stack_seeds", False)
     if not isinstance(stack, bool):
         raise ConfigError(f"{path}: stack_seeds: expected true or false")
@@ -111,7 +111,7 @@ def read_plan(path: Path) -> StudyPlan:
             metric_names(metrics)
             MetricSizes().scaled(samples)
         except VaetoolError as err:
-            raise ConfigError(f"{path}: {err}") from None
+            raise ConfigError(f"{path}: {marked(err)}") from None
     prune = _prune_rows(path, raw.get("prune", ""))
     plan = StudyPlan({_key(k): v for k, v in base.items()},
                      tuple({_key(k): v for k, v in g.items()} for g in grids), seeds, stack,
@@ -120,7 +120,7 @@ def read_plan(path: Path) -> StudyPlan:
         try:
             train_request({**plan.base, **point, "seed": plan.seeds[0]})
         except VaetoolError as err:
-            raise ConfigError(f"{path}: point {point_name(point)}: {err}") from None
+            raise ConfigError(f"{path}: point {point_name(point)}: {marked(err)}") from None
     return plan
 
 
@@ -136,7 +136,7 @@ def _prune_rows(path: Path, value: Any) -> str:
     try:
         parse_top(text) if text else None
     except VaetoolError as err:
-        raise ConfigError(f"{path}: prune: {err}") from None
+        raise ConfigError(f"{path}: prune: {marked(err)}") from None
     return text
 
 
@@ -166,5 +166,5 @@ def parse_shard(text: str) -> tuple[int, int]:
     """``K/N`` with 1 <= K <= N."""
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
     if not match or not 1 <= int(match[1]) <= int(match[2]):
-        raise ConfigError(f"--shard {text!r}: expected K/N with 1 <= K <= N, e.g. 2/4")
+        raise ConfigError(f"‹shard› {text!r}: expected K/N with 1 <= K <= N, e.g. 2/4")
     return int(match[1]), int(match[2])

@@ -115,7 +115,7 @@ def train_seeds(
     checkpoint equal on a CPU to a separate run's with ``--seed s``."""
     configure_threads(request.threads)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ConfigError("--seeds does not run under torchrun: each process trains the whole "
+        raise ConfigError("‹seeds› does not run under torchrun: each process trains the whole "
                           "stack on one device; start one process per device instead")  # fmt: skip
     _check_stackable(request.model, request.train.objective)
     seeds = request.seeds
@@ -142,22 +142,22 @@ def _check_stackable(model: ModelChoice, objective: str) -> None:
 
     if model.temperature_rate > 0:
         raise ConfigError(
-            "--seeds with --temperature-rate: the annealed temperature is a buffer each step "
+            "‹seeds› with ‹temperature_rate›: the annealed temperature is a buffer each step "
             "updates, which models trained as one stack do not share; train the seeds as "
             "separate runs, or keep τ fixed"
         )
     if not OBJECTIVES.get(objective).stackable:
         raise ConfigError(
-            f"--seeds with --objective {objective}: its step is two passes (Q, then the VAE), "
+            f"‹seeds› with ‹objective› {objective}: its step is two passes (Q, then the VAE), "
             "which models trained as one stack do not share; train the seeds as separate runs "
             "(a study plan with stack_seeds = false)"
         )
 
     kind = LIKELIHOODS.get(model.likelihood)
     if kind(model.resolve("mlp", (1, 1, 1))).fits_noise:
-        other = ", or --noise-fit gradient" if "noise_fit" in kind.options else ""
+        other = ", or ‹noise_fit› gradient" if "noise_fit" in kind.options else ""
         raise ConfigError(
-            f"--seeds with --likelihood {model.likelihood}: its noise is fitted from each batch "
+            f"‹seeds› with ‹likelihood› {model.likelihood}: its noise is fitted from each batch "
             "in closed form, which models trained as one stack cannot share; train the seeds "
             f"as separate runs (a study plan with stack_seeds = false){other}"
         )
@@ -175,7 +175,7 @@ def resume_seeds(
     configure_threads(threads)
     folders = sorted(p.parent for p in Path(out).glob(f"seed-*/{RESUME_NAME}"))
     if not folders:
-        raise CheckpointError(f"--resume {out}: no seed-*/{RESUME_NAME}; nothing to resume")
+        raise CheckpointError(f"‹resume› {out}: no seed-*/{RESUME_NAME}; nothing to resume")
     with contextlib.ExitStack() as held:
         runs = [held.enter_context(RunFolder(f, resume=True)) for f in folders]
         sessions = []
@@ -219,7 +219,7 @@ def _run_stack(
         what = (f"the weights of epoch {len(sessions[0].history)} are in " + ", ".join(kept)
                 if kept else "no epoch finished, nothing was kept")  # fmt: skip
         if kept and isinstance(stop, Interrupted):
-            what += f"; continue with `vaetool train --resume {runs[0].folder.parent}`"
+            what += f"; continue with `vaetool train ‹resume› {runs[0].folder.parent}`"
         raise type(stop)(f"{stop.args[0]}; {what}") from None
     outcomes = []
     for session, run in zip(sessions, runs, strict=True):
@@ -277,7 +277,7 @@ def _stopped(stop: Diverged | Interrupted, run: RunFolder) -> Diverged | Interru
         kept = (f"{run.folder / HISTORY_NAME} has epochs 1-{epochs} and {path} the weights of "
                 f"epoch {epochs}")  # fmt: skip
         if isinstance(stop, Interrupted):
-            kept += f"; continue with `vaetool train --resume {run.folder}`"
+            kept += f"; continue with `vaetool train ‹resume› {run.folder}`"
     return type(stop)(f"{stop.args[0]}; {kept}")
 
 
@@ -310,7 +310,7 @@ def train_request(settings: dict[str, Any], config_file: Path | None = None) -> 
     if "seeds" in run:
         run["seeds"] = parse_seeds(run["seeds"])
         if "seed" in train:
-            raise ConfigError("--seed and --seeds: give one (--seeds trains several at once)")
+            raise ConfigError("‹seed› and ‹seeds›: give one (‹seeds› trains several at once)")
     train_config = TrainConfig(options=merged, **train)
     resolve_options(train_config.objective, merged)  # an option that does not apply fails now
     choice = ModelChoice(**model)
@@ -330,7 +330,7 @@ def check_objective_fits(
     if model.categories and not OBJECTIVES.get(objective).supports_code:
         codes = ", ".join(n for n in OBJECTIVES.names() if OBJECTIVES.get(n).supports_code)
         raise ConfigError(
-            f"--objective {objective} with --latent-categorical {model.categories}: its loss "
+            f"‹objective› {objective} with ‹categories› {model.categories}: its loss "
             f"decomposes the Gaussian KL only; a categorical code trains with {codes}"
         )
 
@@ -346,9 +346,9 @@ def parse_seeds(value: object) -> tuple[int, ...]:
     except (TypeError, ValueError):
         seeds = ()
     if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"--seeds {value!r}: expected distinct seeds >= 0, e.g. 0,1,2")
+        raise ConfigError(f"‹seeds› {value!r}: expected distinct seeds >= 0, e.g. 0,1,2")
     if len(seeds) > MAX_SEEDS:
-        raise ConfigError(f"--seeds: {len(seeds)} seeds; at most {MAX_SEEDS} train at once")
+        raise ConfigError(f"‹seeds›: {len(seeds)} seeds; at most {MAX_SEEDS} train at once")
     return seeds
 
 
@@ -356,14 +356,14 @@ def read_config_file(path: Path) -> dict[str, Any]:
     """Settings from a TOML (.toml) or JSON (.json) file: a flat table, names with - or _."""
     suffix = path.suffix.lower()
     if suffix not in (".toml", ".json"):
-        raise ConfigError(f"--config {path}: expected a .toml or .json file")
+        raise ConfigError(f"‹config› {path}: expected a .toml or .json file")
     try:
         text = path.read_text(encoding="utf-8")
         raw = tomllib.loads(text) if suffix == ".toml" else json.loads(text)
     except FileNotFoundError:
-        raise ConfigError(f"--config {path}: no such file") from None
+        raise ConfigError(f"‹config› {path}: no such file") from None
     except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise ConfigError(f"--config {path}: not readable as {suffix[1:]} ({err})") from None
+        raise ConfigError(f"‹config› {path}: not readable as {suffix[1:]} ({err})") from None
     if not isinstance(raw, dict) or any(isinstance(v, dict) for v in raw.values()):
-        raise ConfigError(f"--config {path}: expected a flat table of option = value")
+        raise ConfigError(f"‹config› {path}: expected a flat table of option = value")
     return {key.replace("-", "_"): value for key, value in raw.items()}

@@ -77,8 +77,8 @@ def traverse(request: TraverseRequest, progress: Progress | None = None) -> Trav
     model = read_info(request.checkpoint).model
     request.plan.check_latents(model.latents)
     if request.plan.code and not model.categories:
-        raise ConfigError(f"--code: {request.checkpoint.name} has no categorical code "
-                          "(train with --latent-categorical K)")  # fmt: skip
+        raise ConfigError(f"‹code›: {request.checkpoint.name} has no categorical code "
+                          "(train with ‹categories› K)")  # fmt: skip
     paths = output_paths(request)
     source = open_source(request.checkpoint, request.device)
     ranking = rank_opened(
@@ -130,8 +130,8 @@ def check_sheet_size(
     if pixels > MAX_SHEET_PIXELS:
         raise ConfigError(
             f"the traversal sheet would have {pixels / 1e6:.0f} megapixels (at most "
-            f"{MAX_SHEET_PIXELS / 1e6:.0f}); show fewer factors (--top), seeds (--seeds), "
-            "steps (--steps) or a smaller --scale"
+            f"{MAX_SHEET_PIXELS / 1e6:.0f}); show fewer factors (‹top›), seeds (‹seeds›), "
+            "steps (‹steps›) or a smaller ‹scale›"
         )
 
 
@@ -161,14 +161,14 @@ def _seed_positions(
         for index in indices:
             if not 0 <= index < n_test:
                 raise ConfigError(
-                    f"--seed-index {index}: the test split of {spec} has {n_test} images; "
+                    f"‹seed_index› {index}: the test split of {spec} has {n_test} images; "
                     f"expected indices from 0 to {n_test - 1}"
                 )
         return np.asarray(indices, dtype=np.int64)
     wanted = DEFAULT_SEEDS if count is None else count
     if not 1 <= wanted <= n_test:
         raise ConfigError(
-            f"--seeds {wanted}: the test split of {spec} has {n_test} images; "
+            f"‹seeds› {wanted}: the test split of {spec} has {n_test} images; "
             f"expected 1 to {n_test}"
         )
     return np.arange(wanted, dtype=np.int64)
@@ -178,19 +178,19 @@ def output_paths(request: TraverseRequest) -> list[Path]:
     """The PNG (and GIF) to write, checked: .png name, writable folder, no overwrite."""
     pair = request.plan.pair
     if pair is not None and request.gif:
-        raise ConfigError("--gif animates one-factor traversals; it cannot be used with --pair")
+        raise ConfigError("‹gif› animates one-factor traversals; it cannot be used with ‹pair›")
     if request.scale is not None and not 1 <= request.scale <= MAX_SCALE:
-        raise ConfigError(f"--scale {request.scale}: expected an integer from 1 to {MAX_SCALE}")
+        raise ConfigError(f"‹scale› {request.scale}: expected an integer from 1 to {MAX_SCALE}")
     if request.plan.code and request.gif:
-        raise ConfigError("--gif animates one-factor traversals; it cannot be used with --code")
+        raise ConfigError("‹gif› animates one-factor traversals; it cannot be used with ‹code›")
     name = f"pair-{pair[0]}-{pair[1]}" if pair is not None else "traverse"
     name = "code" if request.plan.code else name
     ckpt = request.checkpoint
     png = request.out or ckpt.with_name(f"{ckpt.stem}.{name}.png")
     if png.is_dir():
-        raise ConfigError(f"--out {png}: is a folder; expected a .png file name")
+        raise ConfigError(f"‹out› {png}: is a folder; expected a .png file name")
     if png.suffix.lower() != ".png":
-        raise ConfigError(f"--out {png}: expected a file name ending in .png")
+        raise ConfigError(f"‹out› {png}: expected a file name ending in .png")
     paths = [png, png.with_suffix(".gif")] if request.gif else [png]
     for path in paths:
         _check_writable(path, request.force)
@@ -200,13 +200,13 @@ def output_paths(request: TraverseRequest) -> list[Path]:
 def _check_writable(path: Path, force: bool) -> None:
     folder = path.parent
     if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"--out {path}: {folder} is not a folder")
+        raise ConfigError(f"‹out› {path}: {folder} is not a folder")
     if not folder.is_dir():
-        raise ConfigError(f"--out {path}: folder {folder} does not exist; create it first")
+        raise ConfigError(f"‹out› {path}: folder {folder} does not exist; create it first")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise ConfigError(f"--out {path}: folder {folder} is not writable")
+        raise ConfigError(f"‹out› {path}: folder {folder} is not writable")
     if path.exists() and not force and not is_special(path):
-        raise ConfigError(f"{path} exists; pass --force to overwrite it or choose another --out")
+        raise ConfigError(f"{path} exists; pass ‹force› to overwrite it or choose another ‹out›")
 
 
 def _render(
