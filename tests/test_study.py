@@ -235,12 +235,15 @@ def test_prune_rows_and_code_histograms_land_in_summaries(tmp_path: Path) -> Non
     assert float(row["prune_mi_0%"]) == 0 and float(row["prune_mi_100%"]) >= float(
         row["prune_mi_2"])  # fmt: skip
     assert float(row["prune_sse_0%"]) > 0 and float(row["prune_mse_100%"]) > 0
-    assert "code_confusion" not in row
+    assert "code_confusion" not in row and "factor_mi" not in row
     summary = json.loads(next(out.glob("runs/*/seed-0/summary.json")).read_text())
     confusion = np.array(summary["code_confusion"])
     assert confusion.shape == (4, 10) and confusion.sum() == 60  # 300 images: test split 60
     purity = confusion.max(1).sum() / 60
     assert purity == summary["categorical_purity"] >= summary["categorical_accuracy"] > 0
+    mi, s2 = summary["factor_mi"], summary["factor_s2"]
+    assert len(mi) == len(s2) == len(summary["factor_kl"]) == 3
+    assert sum(mi) == pytest.approx(summary["sum_mi"], abs=1e-4) and min(s2) > 0
     counts = summary["code_probability_counts"]
     assert len(counts) == 20 and sum(counts) == 60 * 4
     from vaetool.workflows.report import StudyReportRequest, build_study_report

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vaetool.analysis.ranking import Ranking
 from vaetool.errors import CheckpointError, ConfigError, VaetoolError, marked
 from vaetool.store.atomic import write_atomic
 from vaetool.store.locks import exclusive, is_held
@@ -210,6 +211,7 @@ def _summarise(
         summary = ranked.summary()
         row.update({k: v for k, v in summary.items()
                     if isinstance(v, int | float | bool) and k not in row})  # fmt: skip
+        row.update(_factor_columns(ranked.ranking))
         if metrics[0]:
             from vaetool.workflows.metrics import MetricsRequest, compute
 
@@ -221,6 +223,15 @@ def _summarise(
         row.update(_code_columns(checkpoint, device))
     folder.mkdir(parents=True, exist_ok=True)  # a run that failed before its first epoch
     write_atomic(folder / SUMMARY_NAME, json.dumps(row, indent=1, default=str).encode())
+
+
+def _factor_columns(ranking: Ranking) -> dict[str, list[float]]:
+    """Every factor's I_h, KL to the prior and aggregate variance s²_h, in factor order (lists:
+    summary.json only): a pulse plot (paper 000 Fig. 1) or a per-factor comparison redrawn
+    without the checkpoint."""
+    values = {"factor_mi": ranking.mi, "factor_kl": ranking.indicators.kl_prior,
+              "factor_s2": ranking.indicators.aggregate_variance}  # fmt: skip
+    return {k: [round(float(x), 6) for x in t.tolist()] for k, t in values.items()}
 
 
 def _prune_columns(checkpoint: Path, top: str, device: str) -> dict[str, float]:
