@@ -129,3 +129,22 @@ def test_public_api_is_lazy_and_names_the_workflows() -> None:
         "missing = getattr(vaetool, 'rnak', None); assert missing is None"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_train_flag_reaches_the_settings() -> None:
+    """cli/train.py lists its settings by name (no locals()): every parameter of the command
+    but the run's own (config, resume, out, force, threads, device) is a key of ``settings``."""
+    import ast
+    import inspect
+
+    from vaetool.cli import train as module
+
+    tree = ast.parse(inspect.getsource(module.train))
+    params = {a.arg for a in tree.body[0].args.args}  # type: ignore[attr-defined]
+    (assign,) = [n for n in ast.walk(tree) if isinstance(n, ast.Assign)
+                 and ast.unparse(n.targets[0]) == "settings"]  # fmt: skip
+    listed = [k.value for d in ast.walk(assign.value) if isinstance(d, ast.Dict)
+              for k in d.keys if isinstance(k, ast.Constant)]  # fmt: skip
+    assert len(listed) == len(set(listed))
+    assert set(listed) == params - {"config", "resume", "out", "force", "threads", "device"}
+    assert "locals()" not in inspect.getsource(module)

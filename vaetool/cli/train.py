@@ -191,7 +191,23 @@ def train(
 
     Example: vaetool train --data mnist5k --epochs 20 --batch-size 25 --out runs/mnist
     """
-    settings = {k: v for k, v in locals().items() if k not in _RUN_ONLY}  # first: only options
+    settings = {  # by part, as `vaetool train --help` lists them; None = not given
+        **{"data": data, "subset": subset, "split_seed": split_seed},
+        **{"latents": latents, "likelihood": likelihood, "sigma2": sigma2, "noise_fit": noise_fit,
+           "noise_per_pixel": noise_per_pixel, "noise_warmup": noise_warmup,
+           "components": components, "encoder": encoder, "split_width": split_width,
+           "split_depth": split_depth, "noise_corr": noise_corr,
+           "latent_categorical": latent_categorical, "temperature": temperature,
+           "temperature_rate": temperature_rate},
+        **{"objective": objective, "beta": beta, "gamma": gamma, "alpha": alpha,
+           "capacity": capacity, "capacity_steps": capacity_steps, "tc_estimator": tc_estimator,
+           "lambda_od": lambda_od, "lambda_d": lambda_d, "vmi_lambda": vmi_lambda,
+           "vmi_factors": vmi_factors, "vmi_q_lr": vmi_q_lr, "vmi_entropy": vmi_entropy,
+           "code_capacity": code_capacity, "code_gamma": code_gamma,
+           "code_capacity_steps": code_capacity_steps},
+        **{"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "seeds": seeds,
+           "keep": keep, "precision": precision, "graph": graph},
+    }  # fmt: skip
     from vaetool.workflows import resume_run, resume_seeds, train_request, train_run, train_seeds
 
     if resume is not None:
@@ -238,9 +254,6 @@ def _labelled(on_epoch: Callable[..., None]) -> Callable[[int, EpochRecord], Non
             on_epoch(record)
 
     return show
-
-
-_RUN_ONLY = ("config", "resume", "out", "force", "threads", "device")
 
 
 def quickstart(
