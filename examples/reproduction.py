@@ -5,6 +5,7 @@
     python examples/reproduction.py paper000-beta      # the β sweep
     python examples/reproduction.py paper001           # accuracy, the code's KL, per λ
     python examples/reproduction.py paper001-pursuit   # what moves the accuracy
+    python examples/reproduction.py paper001-gaussian  # Figs. 2-3: the regularised factors
     python examples/reproduction.py paper002           # Figs. 4-6 and 8-9, with their tests
     python examples/reproduction.py paper003-cpu       # Figs. 2-4 with rank tests
 
@@ -18,6 +19,7 @@ kept in every statistic.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -183,6 +185,49 @@ def paper001(plan: str = "paper001") -> None:
                   f"{one_sided(part['categorical_accuracy'], base, 'greater')}")  # fmt: skip
 
 
+def paper001_gaussian() -> None:
+    """Figs. 2-3: the regularised factors (vaetool's 0 and 1 = the paper's z_1, z_2) per λ."""
+    runs = [json.loads(p.read_text()) for p in sorted(
+        (STUDIES / "paper001-gaussian").glob("runs/*/*/summary.json"))]  # fmt: skip
+    runs = [r for r in runs if r.get("status") == "finished" and "factor_mi" in r]
+    if not runs:
+        raise SystemExit("docs/studies/paper001-gaussian: no finished runs yet")
+    frame = pd.DataFrame(
+        [
+            {
+                "lambda": r["vmi_lambda"],
+                "seed": r["seed"],
+                "i0": r["factor_mi"][0],
+                "i1": r["factor_mi"][1],
+                "rank0": _rank(r["factor_mi"], 0),
+                "rank1": _rank(r["factor_mi"], 1),
+                "sum_mi": r["sum_mi"],
+                "val_elbo": r["val_elbo"],
+            }
+            for r in runs
+        ]
+    )
+    rows = []
+    for lam, part in frame.groupby("lambda"):
+        ranks = zip(part["rank0"], part["rank1"], strict=True)
+        rows.append({"λ": lam, "seeds": len(part), "I(x; z_0)": ms(part["i0"]),
+                     "I(x; z_1)": ms(part["i1"]),
+                     "ranks of 0, 1 (of 32), per seed": "; ".join(f"{a}, {b}" for a, b in ranks),
+                     "Σ_h I_h": ms(part["sum_mi"]), "val ELBO": ms(part["val_elbo"], 4)})  # fmt: skip
+    print(table(rows))
+    base = frame.loc[frame["lambda"] == 0, ["i0", "i1"]].sum(1)
+    for lam, part in frame[frame["lambda"] > 0].groupby("lambda"):
+        print(
+            f"I(x; z_0) + I(x; z_1) at λ = {lam} > λ = 0: one-sided exact p = "
+            f"{one_sided(part[['i0', 'i1']].sum(1), base, 'greater')}"
+        )
+
+
+def _rank(values: list[float], factor: int) -> int:
+    """1-based rank of ``factor`` by I_h, largest first."""
+    return 1 + sum(v > values[factor] for v in values)
+
+
 # ---------------------------------------------------------------------------------- paper 002
 
 
@@ -310,6 +355,7 @@ def paper003_cpu() -> None:
 
 COMMANDS = {"paper000-table1": paper000_table1, "paper000-beta": paper000_beta,
             "paper001": paper001, "paper001-pursuit": lambda: paper001("paper001-pursuit"),
+            "paper001-gaussian": paper001_gaussian,
             "paper002": paper002, "paper003-cpu": paper003_cpu}  # fmt: skip
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "examples" / "reproduction.py"
-STUDIES = ["paper000-table1", "paper000-beta", "paper001", "paper001-pursuit", "paper002",
-           "paper003-cpu"]  # fmt: skip
+STUDIES = ["paper000-table1", "paper000-beta", "paper001", "paper001-pursuit",
+           "paper001-gaussian", "paper002", "paper003-cpu"]  # fmt: skip
 
 
 @pytest.mark.parametrize("study", STUDIES)
