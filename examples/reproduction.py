@@ -213,7 +213,8 @@ def paper001_gaussian() -> None:
         rows.append({"λ": lam, "seeds": len(part), "I(x; z_0)": ms(part["i0"]),
                      "I(x; z_1)": ms(part["i1"]),
                      "ranks of 0, 1 (of 32), per seed": "; ".join(f"{a}, {b}" for a, b in ranks),
-                     "Σ_h I_h": ms(part["sum_mi"]), "val ELBO": ms(part["val_elbo"], 4)})  # fmt: skip
+                     "Σ_h I_h": ms(part["sum_mi"]),
+                     "val ELBO": ms(part["val_elbo"], 4)})  # fmt: skip
     print(table(rows))
     base = frame.loc[frame["lambda"] == 0, ["i0", "i1"]].sum(1)
     for lam, part in frame[frame["lambda"] > 0].groupby("lambda"):
