@@ -84,6 +84,13 @@ def mq(values: pd.Series | np.ndarray, digits: int = 3) -> str:
     return f"{s.median:.{d}f} [{s.q1:.{d}f}, {s.q3:.{d}f}]" if s.n else "—"
 
 
+def span(values: pd.Series | np.ndarray, digits: int = 3) -> str:
+    """min – max over seeds."""
+    x = np.asarray(values, float)
+    d = decimals(float(np.median(x)), digits)
+    return f"{x.min():.{d}f} – {x.max():.{d}f}"
+
+
 def table(rows: list[dict]) -> str:
     """A markdown table of ``rows`` (one dict each, the same keys)."""
     if not rows:
@@ -117,12 +124,13 @@ def paper000_table1() -> None:
           f"{int(frame['collapsed'].sum())}\n")  # fmt: skip
     rows = []
     for i, top in enumerate(PAPER_TABLE1["top"]):
+        mi, half = frame[f"prune_mi_{top}"], frame[f"prune_sse_{top}"] / 2
         rows.append({"top": top, "k": int(frame[f"prune_k_{top}"].iloc[0]),
                      "paper: I used": PAPER_TABLE1["mi"][i],
-                     "vaetool: Σ_kept I_h": ms(frame[f"prune_mi_{top}"]),
+                     "vaetool: Σ_kept I_h": ms(mi), "range": span(mi),
                      "paper: MSE": PAPER_TABLE1["mse"][i],
                      "vaetool: SSE per image": ms(frame[f"prune_sse_{top}"]),
-                     "vaetool: ½ SSE": ms(frame[f"prune_sse_{top}"] / 2)})  # fmt: skip
+                     "vaetool: ½ SSE": ms(half), "range ": span(half)})  # fmt: skip
     print(table(rows))
     paper = np.array(PAPER_TABLE1["mse"])
     sse = np.stack([frame[f"prune_sse_{t}"].to_numpy() for t in PAPER_TABLE1["top"]], 1)
@@ -134,11 +142,33 @@ def paper000_table1() -> None:
                          "no code (0 %)": ms(values[:, -1]),
                          "mean |log(vaetool / paper)| over the row": ms(error)})  # fmt: skip
     print(table(readings))
+    print(fig1_variance("paper000-table1"))
     share = frame["prune_mi_10%"] / frame["prune_mi_100%"]
     loss = frame["prune_sse_10%"] / frame["prune_sse_100%"]
     print(
         f"Top 10 %: {ms(100 * share)} % of Σ_h I_h; SSE {ms(loss)} × the full code's; "
         f"influential factors {ms(frame['n_influential'])}; Σ_h I_h {ms(frame['sum_mi'])}"
+    )
+
+
+def fig1_variance(plan: str) -> str:
+    """Paper 000 Fig. 1's claim — the variance s²_h of a factor cannot tell the influential
+    ones — per seed: how many of the n influential factors (I_h > 0.5) are among the n largest
+    s²_h, and Spearman's ρ of I_h with s²_h over the 128 factors."""
+    runs = [json.loads(p.read_text()) for p in sorted((STUDIES / plan).glob(
+        "runs/*/*/summary.json"))]  # fmt: skip
+    found, rhos = [], []
+    for run in runs:
+        if run.get("status") != "finished" or "factor_mi" not in run:
+            continue
+        mi, s2 = np.array(run["factor_mi"]), np.array(run["factor_s2"])
+        n = int((mi > 0.5).sum())
+        top = set(np.argsort(-s2, kind="stable")[:n].tolist())
+        found.append(f"{len(top & set(np.flatnonzero(mi > 0.5).tolist()))} of {n}")
+        rhos.append(stats.spearmanr(mi, s2)[0])
+    return (
+        f"Fig. 1, variance against information: influential factors among the largest s²_h, "
+        f"per seed: {'; '.join(found)}; Spearman ρ(I_h, s²_h) {ms(np.array(rhos), 2)}"
     )
 
 
