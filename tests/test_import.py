@@ -14,8 +14,6 @@ import torch
 from torch import nn
 
 import vaetool
-from vaetool.cli.foreign import FORMATS
-from vaetool.importers import IMPORTERS
 
 # ---------------------------------------------------------------- disentangling-vae (disvae/models)
 
@@ -255,10 +253,6 @@ def pythae_folder(folder: Path, kind: str, latent_dim: int, loss: str = "bce") -
 
 
 # ---------------------------------------------------------------- tests
-
-
-def test_cli_formats_match_the_registry() -> None:
-    assert sorted(FORMATS) == IMPORTERS.names()
 
 
 def _same_outputs(imported, encoder, decoder, shape: tuple[int, ...], latents: int) -> None:

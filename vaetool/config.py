@@ -14,19 +14,9 @@ from vaetool.errors import ConfigError
 
 C = TypeVar("C", bound="_DictConfig")
 
-# Registry names the CLI offers without importing torch; tests check they match the registries.
-ARCHITECTURE_NAMES = (
-    "burgess", "conv28", "conv32", "conv64", "mlp", "pythae_conv_celeba", "pythae_conv_mnist",
-    "pythae_mlp",
-)  # fmt: skip
-LIKELIHOOD_NAMES = ("bernoulli", "gaussian", "gaussian_learned", "mog2")
 # ModelConfig fields only some likelihoods read (each names its own in .options)
 LIKELIHOOD_OPTIONS = ("noise_fit", "noise_per_pixel", "noise_warmup", "components")
 NOISE_FITS = ("closed", "gradient")  # how gaussian_learned learns σ² (vaetool.likelihoods)
-OBJECTIVE_NAMES = (
-    "annealed_vae", "beta_tcvae", "beta_vae", "dip_vae_i", "dip_vae_ii", "factor_vae", "vmi",
-)  # fmt: skip
-ENCODER_NAMES = ("paper", "split")
 KEEP_CHOICES = ("last", "best")
 PRECISION_CHOICES = ("fp32", "bf16")  # vaetool.device.PRECISIONS
 

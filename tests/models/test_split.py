@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vaetool.config import ARCHITECTURE_NAMES, ModelConfig
-from vaetool.models import build_model
+from vaetool.config import ModelConfig
+from vaetool.models import ARCHITECTURES, build_model
 from vaetool.models.split import SplitEncoder, SplitHeads
 
 SHAPES = {"conv28": (1, 28, 28), "conv32": (3, 32, 32), "conv64": (3, 64, 64), "mlp": (2, 10, 6)}
@@ -100,7 +100,7 @@ def test_nn_linear_has_the_same_bound() -> None:
     assert layer.weight.abs().max().item() >= 0.99 * bound
 
 
-FOREIGN = [a for a in ARCHITECTURE_NAMES if a not in SHAPES]  # vaetool.models.foreign
+FOREIGN = [a for a in ARCHITECTURES.names() if a not in SHAPES]  # vaetool.models.foreign
 
 
 @pytest.mark.parametrize("arch", FOREIGN)

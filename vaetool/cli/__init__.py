@@ -11,6 +11,7 @@ import sys
 import typer
 
 from vaetool._version import __version__
+from vaetool.cli import components as _components
 from vaetool.cli import foreign as _foreign
 from vaetool.cli import info as _info
 from vaetool.cli import metrics as _metrics
@@ -40,6 +41,7 @@ app.command("report")(_report.report)
 app.command("study")(_study.study)
 app.command("import")(_foreign.import_model)
 app.command("encode")(_foreign.encode)
+app.command("components")(_components.components)
 
 
 def _version(value: bool) -> None:

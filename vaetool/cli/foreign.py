@@ -10,13 +10,15 @@ import typer
 from vaetool.cli import _console
 from vaetool.cli._options import CheckpointArg, DeviceOpt, ForceOpt
 
-FORMATS = ("disentangling-vae", "pythae")  # vaetool.importers.IMPORTERS (a test checks)
-
 
 def import_model(
     fmt: Annotated[
         str,
-        typer.Argument(metavar="FORMAT", help="disentangling-vae or pythae.", show_default=False),
+        typer.Argument(
+            metavar="FORMAT",
+            help="The source's framework (`vaetool components import` lists them).",
+            show_default=False,
+        ),
     ],
     source: Annotated[
         Path,

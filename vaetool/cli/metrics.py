@@ -22,9 +22,7 @@ def metrics(
     ],
     metric: Annotated[
         str,
-        typer.Option(
-            help="mig, modularity_explicitness, sap, dci, beta_vae, factor_vae (a list), or all."
-        ),
+        typer.Option(help="Metric names, a,b (`vaetool components metric` lists them), or all."),
     ] = "all",
     data: Annotated[
         str | None,

@@ -38,7 +38,9 @@ SplitOpt = Annotated[str | None, typer.Option(help="train, val or test.", show_d
 SamplesOpt = Annotated[
     int | None, typer.Option(help="Points of the split used.", show_default="10000 (paper)")
 ]
-VariantOpt = Annotated[str, typer.Option(help="q* variant: zero_mean (paper) or free_mean.")]
+VariantOpt = Annotated[
+    str, typer.Option(help="q* variant (`vaetool components variant`; zero_mean: the paper's).")
+]
 
 
 @mi_app.command("fit")
@@ -76,8 +78,8 @@ def rank(
     estimator: Annotated[
         str,
         typer.Option(
-            help="qstar (paper 000, upper), mixture (consistent), vmi (paper 001, lower), a "
-            "list (the first ranks), or all: [lower, consistent, upper] per factor."
+            help="Estimators (`vaetool components estimator`), a list (the first ranks), or "
+            "all: [lower, consistent, upper] per factor."
         ),
     ] = "qstar",
     threshold: Annotated[float, typer.Option(help="Influential if I_h > this (nats).")] = 0.5,

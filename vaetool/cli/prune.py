@@ -23,13 +23,13 @@ def prune(
     top: Annotated[
         str, typer.Option(help="Percents (10%), counts (13) or a comma list of them.")
     ] = PAPER_TOP,
-    task: Annotated[str, typer.Option(help="reconstruct (Table 1) or classify (Table 2).")] = (
-        "reconstruct"
-    ),
+    task: Annotated[
+        str, typer.Option(help="Table 1 or 2's task (`vaetool components task`).")
+    ] = "reconstruct",
     rank_by: Annotated[
         str,
         typer.Option(
-            help="mi, aggregate_variance, posterior_variance, var_mu, kl or random.",
+            help="The order factors are kept in (`vaetool components rank-by`).",
         ),
     ] = "mi",
     compare: Annotated[

@@ -15,11 +15,8 @@ from vaetool.cli._options import DeviceOpt, ForceOpt
 if TYPE_CHECKING:
     from vaetool.training.session import EpochRecord
 
-DATA_HELP = "[data] Dataset: mnist5k, idx:DIR, npz:FILE, folder:DIR, dsprites, dsprites:FILE."
-OBJECTIVE_HELP = (
-    "[objective] beta_vae, annealed_vae, beta_tcvae, factor_vae, dip_vae_i, dip_vae_ii or "
-    "vmi (ELBO + λ·VMI, paper 001)."
-)
+DATA_HELP = "[data] Data set: NAME or NAME:PATH (`vaetool components dataset` lists them)."
+OBJECTIVE_HELP = "[objective] Training objective (`vaetool components objective` lists them)."
 ThreadsOpt = Annotated[
     int | None,
     typer.Option(help="CPU threads for torch (fewer can be faster on a busy machine).",
@@ -43,8 +40,7 @@ def train(
     likelihood: Annotated[
         str | None,
         _opt(
-            "[model] bernoulli, gaussian (fixed σ²), gaussian_learned (σ² learned) or mog2 "
-            "(mixture noise by EM; paper 002).",
+            "[model] Decoder likelihood (`vaetool components likelihood` lists them).",
             show_default="bernoulli",
         ),
     ] = None,
@@ -68,7 +64,11 @@ def train(
     ] = None,
     components: Annotated[int | None, _opt("[model] mog2: K mixture components.")] = None,
     encoder: Annotated[
-        str | None, _opt("[model] paper, or split (paper 003 §4.2).", show_default="paper")
+        str | None,
+        _opt(
+            "[model] Encoder (`vaetool components encoder`; split: paper 003 §4.2).",
+            show_default="paper",
+        ),
     ] = None,
     split_width: Annotated[int | None, _opt("[model] Split encoder: per-factor width.")] = None,
     split_depth: Annotated[int | None, _opt("[model] Split encoder: per-factor layers.")] = None,
