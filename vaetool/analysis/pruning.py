@@ -226,7 +226,8 @@ def reconstruction_errors(
 
     One pass over ``feed``: encode each batch to its mode [mu, one-hot code] (B, H + K), prune
     every mask at once (:func:`masked_inputs`), decode (R·B) images with the likelihood's mean
-    and sum squared errors (paper 000, Table 1 "mean square error" = per-image sum). Decoder
+    and sum squared errors (paper 000, Table 1's "mean square error" column matches half the
+    per-image sum at the full code: docs/reproduction.md). Decoder
     batches are split so R·B stays at the device's inference batch size.
     """
     masks = masks.to(feed.device)
