@@ -1,10 +1,13 @@
 """Paper 001 Figs. 7–8 from run folders: the categorical code's VMI term (lower-bound curve) and
 its KL to the uniform prior (upper bound on I(x; c)) per epoch, mean ± sd over seeds.
 
-    python examples/paper001_curves.py OUT.png "ELBO=runs/cat-l0-s*" "VMI=runs/catb-l10-s*"
+    python examples/paper001_curves.py docs/figures/p001-curves.png \
+        "ELBO=docs/studies/paper001/runs/vmi_lambda=0.0/seed-*" \
+        "VMI λ 1=docs/studies/paper001/runs/vmi_lambda=1.0/seed-*"
 
-Each LABEL=GLOB names run folders (their history.csv: val_mi_vmi and val_kl_code, which the
-`vmi` objective writes; λ = 0 trains the plain ELBO with Q fitted alongside).
+Each LABEL=GLOB (the label without "=") names run folders (their history.csv: val_mi_vmi and
+val_kl_code, which the `vmi` objective writes; λ = 0 trains the plain ELBO with Q fitted
+alongside).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ def main(out: str, groups: list[str]) -> None:
               "val_kl_code": "Fig. 8: KL(q(c|x) ‖ U_K), upper bound"}  # fmt: skip
     axes = {c: figure.add_subplot(1, 2, i + 1) for i, c in enumerate(titles)}
     for group in groups:
-        label, pattern = group.rsplit("=", 1)
+        label, pattern = group.split("=", 1)  # a glob may hold "=" (point=value folders)
         epochs, values = curves(pattern)
         for column, ax in axes.items():
             mean, sd = values[column].mean(0), values[column].std(0)
