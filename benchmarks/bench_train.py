@@ -26,7 +26,7 @@ from dataclasses import replace
 import torch
 from timing import device_name, sync, timed
 
-from vaetool.config import DataConfig, ModelChoice, ModelConfig, TrainConfig
+from vaetool.config import DataConfig, ModelConfig, TrainConfig
 from vaetool.data import load_dataset
 from vaetool.device import autocast, resolve_device
 from vaetool.models import build_model
@@ -117,7 +117,7 @@ def seeds_at_once(k: int, device: str) -> tuple[float, float]:
     images at batch 100, the training only (sessions are opened before the clock starts)."""
     data = DataConfig("mnist5k", subset=2000)
     config = TrainConfig(epochs=2, batch_size=100)
-    choice = ModelChoice(latents=10)
+    choice = ModelConfig(latents=10)
     lead = start_session(data, config, choice, device)
     loaded = lead.train_feed.data
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import vaetool
 from vaetool.analysis.traversal_plan import TraversalPlan
-from vaetool.config import DataConfig, ModelChoice, TrainConfig
+from vaetool.config import DataConfig, ModelConfig, TrainConfig
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else "library-run")
 
@@ -20,7 +20,7 @@ trained = vaetool.train(
         out,
         DataConfig("mnist5k"),
         TrainConfig(epochs=5, batch_size=25, keep="best"),
-        ModelChoice(latents=16),
+        ModelConfig(latents=16),
         force=True,
         device="cpu",
     )

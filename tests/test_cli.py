@@ -133,7 +133,8 @@ def test_public_api_is_lazy_and_names_the_workflows() -> None:
 
 def test_every_train_flag_reaches_the_settings() -> None:
     """cli/train.py lists its settings by name (no locals()): every parameter of the command
-    but the run's own (config, resume, out, force, threads, device) is a key of ``settings``."""
+    but the run's own (config, resume, out, force, threads, device) and --option (any
+    component option by name) is a key of ``settings``."""
     import ast
     import inspect
 
@@ -146,5 +147,6 @@ def test_every_train_flag_reaches_the_settings() -> None:
     listed = [k.value for d in ast.walk(assign.value) if isinstance(d, ast.Dict)
               for k in d.keys if isinstance(k, ast.Constant)]  # fmt: skip
     assert len(listed) == len(set(listed))
-    assert set(listed) == params - {"config", "resume", "out", "force", "threads", "device"}
+    run_own = {"config", "resume", "out", "force", "threads", "device", "option"}
+    assert set(listed) == params - run_own
     assert "locals()" not in inspect.getsource(module)

@@ -9,7 +9,7 @@ import copy
 import pytest
 import torch
 
-from vaetool.config import DataConfig, ModelChoice, ModelConfig, TrainConfig
+from vaetool.config import DataConfig, ModelConfig, TrainConfig
 from vaetool.models import build_model
 from vaetool.objectives import OBJECTIVES, TrainContext, build_objective
 from vaetool.training.fast_step import GraphedStep, make_step
@@ -29,7 +29,7 @@ def test_bf16_autocast_trains_near_fp32() -> None:
     runs = {}
     for precision in ("fp32", "bf16"):
         config = TrainConfig(epochs=2, batch_size=50, precision=precision)
-        session = start_session(data, config, ModelChoice(latents=4, hidden=64), "cpu")
+        session = start_session(data, config, ModelConfig(latents=4, hidden=64), "cpu")
         runs[precision] = run_session(session).history[-1].val["elbo"]
     assert runs["bf16"] == pytest.approx(runs["fp32"], rel=0.03)
     assert runs["bf16"] != runs["fp32"]  # autocast really changed the arithmetic

@@ -75,7 +75,7 @@ def _drop(section: str, key: str | None = None) -> Callable[[dict], None]:
         if key is None:
             doc.pop(section)
         else:
-            doc[section].pop(key)
+            doc[section].pop(key, None)  # a key the writer left out (another likelihood's)
 
     return edit
 

@@ -19,7 +19,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 import vaetool
-from vaetool.config import DataConfig, ModelChoice, TrainConfig
+from vaetool.config import DataConfig, ModelConfig, TrainConfig
 from vaetool.errors import VaetoolError
 
 TINY = ["--subset", "500", "--latents", "4", "--device", "cpu"]
@@ -102,8 +102,8 @@ def test_a_checkpoint_appearing_during_training_is_not_overwritten(tmp_path: Pat
     def intruder(record) -> None:
         (out / "model.safetensors").write_bytes(b"someone else's")
 
-    request = TrainRequest(out, DataConfig(subset=500), TrainConfig(epochs=1), ModelChoice(4),
-                           device="cpu")  # fmt: skip
+    request = TrainRequest(out, DataConfig(subset=500), TrainConfig(epochs=1),
+                           ModelConfig(latents=4), device="cpu")  # fmt: skip
     with pytest.raises(VaetoolError, match="appeared while training"):
         train_run(request, on_epoch=intruder)
     assert (out / "model.safetensors").read_bytes() == b"someone else's"
@@ -147,8 +147,8 @@ def test_divergence_keeps_the_last_finite_epoch_as_partial(tmp_path: Path) -> No
         if record.epoch == 1:
             model_holder["hook"] = True
 
-    request = TrainRequest(out, DataConfig(subset=500), TrainConfig(epochs=3), ModelChoice(4),
-                           device="cpu")  # fmt: skip
+    request = TrainRequest(out, DataConfig(subset=500), TrainConfig(epochs=3),
+                           ModelConfig(latents=4), device="cpu")  # fmt: skip
     original = torch.optim.Adam.step
 
     def step(self, *args, **kwargs):  # after epoch 1, one step writes NaN into a weight
@@ -173,7 +173,8 @@ def test_divergence_keeps_the_last_finite_epoch_as_partial(tmp_path: Path) -> No
 
 @pytest.mark.parametrize(
     ("args", "needle"),
-    [(["train", "--beta", "inf"], "--beta inf"), (["train", "--sigma2", "nan"], "--sigma2 nan"),
+    [(["train", "--beta", "inf"], "--beta inf"),
+     (["train", "--likelihood", "gaussian", "--sigma2", "nan"], "--sigma2 nan"),
      (["train", "--lr", "inf"], "--lr inf")],
 )  # fmt: skip
 def test_non_finite_training_options_are_refused(

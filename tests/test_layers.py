@@ -91,7 +91,7 @@ def test_cli_calls_workflows_not_the_core_controllers() -> None:
 # below, never above. Prefixes name a package or a module; the longest matching prefix wins.
 LAYERS = (
     ("vaetool.errors", "vaetool._version"),
-    ("vaetool.registry", "vaetool.config"),
+    ("vaetool.registry", "vaetool.options", "vaetool.config"),
     ("vaetool.device", "vaetool.distributed"),
     ("vaetool.store.atomic", "vaetool.store.locks"),
     ("vaetool.data",),

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vaetool.config import ModelConfig
-from vaetool.likelihoods import LIKELIHOODS
+from vaetool.likelihoods import LIKELIHOODS, build_likelihood
 from vaetool.models import ARCHITECTURES, architecture_for_shape, build_model
 from vaetool.models.latents import DiagonalGaussian
 
@@ -50,8 +50,10 @@ def test_paper_mnist_architecture() -> None:
 
 
 def test_gaussian_nll_known_value() -> None:
-    config = ModelConfig("mlp", (1, 2, 2), likelihood="gaussian", sigma2=0.5)
-    gaussian = LIKELIHOODS.get("gaussian")(config)
+    config = ModelConfig(
+        "mlp", (1, 2, 2), likelihood="gaussian", likelihood_options={"sigma2": 0.5}
+    )
+    gaussian = build_likelihood(config)
     x = torch.zeros(1, 1, 2, 2)
     mean = torch.full((1, 1, 2, 2), 0.5)
     # ‖x − G(z)‖²/(2σ²) + D/2 log(2πσ²) with ‖·‖² = 4·0.25 = 1, σ² = 0.5, D = 4
@@ -60,7 +62,7 @@ def test_gaussian_nll_known_value() -> None:
 
 
 def test_bernoulli_nll_known_value() -> None:
-    bernoulli = LIKELIHOODS.get("bernoulli")(ModelConfig("mlp", (1, 1, 2)))
+    bernoulli = build_likelihood(ModelConfig("mlp", (1, 1, 2)))
     logits = torch.zeros(1, 1, 1, 2)  # p = 0.5 per pixel
     x = torch.tensor([[[[0.0, 1.0]]]])
     assert bernoulli.nll(logits, x).item() == pytest.approx(2 * math.log(2))

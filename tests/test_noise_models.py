@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from vaetool.config import ModelChoice
+from vaetool.config import ModelConfig
 from vaetool.likelihoods import (
-    LIKELIHOODS,
+    build_likelihood,
     closed_form_sigma2,
     em_step,
     gaussian_nll,
@@ -23,8 +23,10 @@ from vaetool.likelihoods import (
 
 
 def _likelihood(name: str, **options: object):
-    config = ModelChoice(latents=2, likelihood=name, **options).resolve("conv28", (1, 28, 28))
-    return LIKELIHOODS.get(name)(config)
+    config = ModelConfig(
+        "conv28", (1, 28, 28), latents=2, likelihood=name, likelihood_options=options
+    )
+    return build_likelihood(config)
 
 
 def _mixture_loglik(r: torch.Tensor, log_pi: torch.Tensor, sigma2: torch.Tensor) -> float:
@@ -323,9 +325,11 @@ def test_a_fixed_variance_is_a_beta() -> None:
     from vaetool.models import build_model
 
     def gradients(sigma2: float, beta: float) -> list[torch.Tensor]:
-        config = ModelChoice(latents=4, likelihood="gaussian", sigma2=sigma2)
+        config = ModelConfig(
+            latents=4, likelihood="gaussian", likelihood_options={"sigma2": sigma2}
+        )
         torch.manual_seed(0)
-        model = build_model(config.resolve("conv28", (1, 28, 28))).double()
+        model = build_model(config.for_data("conv28", (1, 28, 28))).double()
         x = torch.rand(
             16, 1, 28, 28, dtype=torch.float64, generator=torch.Generator().manual_seed(1)
         )

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import vaetool
-from vaetool.config import DataConfig, ModelChoice, TrainConfig
+from vaetool.config import DataConfig, ModelConfig, TrainConfig
 from vaetool.workflows import TrainRequest, resume_run, train_run
 
 DATA = DataConfig("mnist5k", subset=500)
@@ -26,7 +26,7 @@ class Crash(Exception):
 
 def _request(out: Path, objective: str = "beta_vae", **options: object) -> TrainRequest:
     config = TrainConfig(objective=objective, options=dict(options), epochs=3, batch_size=50)
-    return TrainRequest(out, DATA, config, ModelChoice(latents=4), device="cpu")
+    return TrainRequest(out, DATA, config, ModelConfig(latents=4), device="cpu")
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:

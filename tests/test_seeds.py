@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import vaetool
-from vaetool.config import DataConfig, ModelChoice, TrainConfig
+from vaetool.config import DataConfig, ModelConfig, TrainConfig
 from vaetool.errors import ConfigError
 from vaetool.objectives import OBJECTIVES
 from vaetool.workflows import TrainRequest, resume_seeds, train_run, train_seeds
@@ -29,7 +29,7 @@ def _request(out: Path, objective: str = "beta_vae", *, seeds=(), seed=0, epochs
     options = SMALL_D.get(objective, {})
     config = TrainConfig(objective=objective, options=options, epochs=epochs, batch_size=40,
                          seed=seed)  # fmt: skip
-    choice = ModelChoice(latents=4, hidden=64, **model)
+    choice = ModelConfig(latents=4, hidden=64, **model)
     return TrainRequest(out, DATA, config, choice, device="cpu", seeds=tuple(seeds))
 
 

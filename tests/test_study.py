@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vaetool.config import DataConfig, ModelChoice, TrainConfig
+from vaetool.config import DataConfig, ModelConfig, TrainConfig
 from vaetool.workflows import TrainRequest, train_run
 from vaetool.workflows.study import StudyRequest, run_study
 from vaetool.workflows.study_plan import parse_shard, point_name, read_plan, units
@@ -78,7 +78,7 @@ def test_a_killed_run_resumes_and_a_finished_one_is_only_summarised(tmp_path: Pa
     folder = units(plan, out)[0].run_folders()[0]
     config = TrainConfig(options={"beta": 2}, epochs=2, batch_size=50, seed=0)
     request = TrainRequest(folder, DataConfig("mnist5k", subset=300), config,
-                           ModelChoice(latents=3, hidden=32), device="cpu")  # fmt: skip
+                           ModelConfig(latents=3, hidden=32), device="cpu")  # fmt: skip
 
     def crash(record) -> None:
         raise Crash

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vaetool.config import DataConfig, ModelChoice, TrainConfig
+from vaetool.config import DataConfig, ModelConfig, TrainConfig
 from vaetool.data import load_dataset
 from vaetool.data.feed import DeviceFeed
 from vaetool.training.loop import train
@@ -15,7 +15,7 @@ DATA = DataConfig("mnist5k", subset=600)
 
 
 def _run(seed: int = 0, epochs: int = 3):
-    return train(DATA, TrainConfig(epochs=epochs, seed=seed), ModelChoice(latents=8), device="cpu")
+    return train(DATA, TrainConfig(epochs=epochs, seed=seed), ModelConfig(latents=8), device="cpu")
 
 
 def test_a_few_epochs_lower_the_loss() -> None:
@@ -61,12 +61,16 @@ def test_keep_best_saves_the_best_validation_epoch(tmp_path) -> None:
     from vaetool.workflows import TrainRequest, train_run
 
     config = TrainConfig(epochs=4, seed=3, keep="best", lr=3e-3)
-    best = train_run(TrainRequest(tmp_path / "best", DATA, config, ModelChoice(8), device="cpu"))
+    best = train_run(
+        TrainRequest(tmp_path / "best", DATA, config, ModelConfig(latents=8), device="cpu")
+    )
     elbos = [r.val_elbo for r in best.result.history]
     kept = best.result.kept_epoch
     assert kept == elbos.index(max(elbos)) + 1
     short = TrainConfig(epochs=kept, seed=3, lr=3e-3)
-    last = train_run(TrainRequest(tmp_path / "last", DATA, short, ModelChoice(8), device="cpu"))
+    last = train_run(
+        TrainRequest(tmp_path / "last", DATA, short, ModelConfig(latents=8), device="cpu")
+    )
     for (k, a), (_, b) in zip(
         best.result.model.state_dict().items(), last.result.model.state_dict().items(), strict=True
     ):
@@ -83,7 +87,7 @@ def test_history_is_written_as_each_epoch_ends(tmp_path) -> None:
     def on_epoch(record) -> None:
         seen.append(len(path.read_text().splitlines()))  # header + epochs so far
 
-    train_run(TrainRequest(tmp_path / "run", DATA, TrainConfig(epochs=3), ModelChoice(4),
+    train_run(TrainRequest(tmp_path / "run", DATA, TrainConfig(epochs=3), ModelConfig(latents=4),
                            device="cpu"), on_epoch=on_epoch)  # fmt: skip
     assert seen == [2, 3, 4]
 

@@ -42,7 +42,7 @@ class LinearQ(nn.Module):
 def linear_gaussian_vae(weights: list[float]) -> VAE:
     """A VAE with a scalar Gaussian decoder x = Σ_h w_h z_h + s n (σ² = s²), float64."""
     config = ModelConfig("mlp", (1, 1, 1), latents=len(weights), likelihood="gaussian",
-                         sigma2=S * S)  # fmt: skip
+                         likelihood_options={"sigma2": S * S})  # fmt: skip
     vae = build_model(config).double()
     decoder = nn.Linear(len(weights), 1).double()
     with torch.no_grad():
@@ -129,8 +129,8 @@ def test_subset_bounds_are_sums_and_bad_subsets_are_refused(linear_bounds) -> No
 def test_categorical_bound_reaches_log_k_when_the_decoder_writes_the_code() -> None:
     """A decoder writing c noiselessly into x (σ² tiny, class k at intensity k) → log K."""
     k = 4
-    config = ModelConfig("mlp", (1, 1, 1), latents=1, likelihood="gaussian", sigma2=1e-4,
-                         categories=k)  # fmt: skip
+    config = ModelConfig("mlp", (1, 1, 1), latents=1, likelihood="gaussian",
+                         likelihood_options={"sigma2": 1e-4}, categories=k)  # fmt: skip
     torch.manual_seed(0)
     vae = build_model(config).double()
     decoder = nn.Linear(1 + k, 1).double()

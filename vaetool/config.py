@@ -7,16 +7,14 @@ metadata alone rebuilds the model, and reloads the data and split it was trained
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, TypeVar
 
 from vaetool.errors import ConfigError
+from vaetool.options import type_ok
 
 C = TypeVar("C", bound="_DictConfig")
 
-# ModelConfig fields only some likelihoods read (each names its own in .options)
-LIKELIHOOD_OPTIONS = ("noise_fit", "noise_per_pixel", "noise_warmup", "components")
-NOISE_FITS = ("closed", "gradient")  # how gaussian_learned learns σ² (vaetool.likelihoods)
 KEEP_CHOICES = ("last", "best")
 PRECISION_CHOICES = ("fp32", "bf16")  # vaetool.device.PRECISIONS
 
@@ -51,22 +49,6 @@ def check_categories(categories: int, temperature: float, rate: float) -> None:
     check_finite("‹temperature_rate›", rate)
 
 
-def _type_ok(value: Any, hint: str) -> bool:
-    """Whether ``value`` fits a field's annotation (the few forms configs use)."""
-    if hint.endswith(" | None"):
-        return value is None or _type_ok(value, hint.removesuffix(" | None"))
-    if hint.startswith("tuple["):
-        inner = hint[len("tuple[") : -1].split(", ")[0]
-        return isinstance(value, tuple) and all(_type_ok(v, inner) for v in value)
-    if hint.startswith("dict["):
-        return isinstance(value, dict) and all(isinstance(k, str) for k in value)
-    if hint == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint == "float":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, str) if hint == "str" else True
-
-
 class _DictConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)  # type: ignore[call-overload]
@@ -76,7 +58,7 @@ class _DictConfig:
         read from a file is checked before anything is built from it)."""
         for item in fields(self):  # type: ignore[arg-type]
             value = getattr(self, item.name)
-            if not _type_ok(value, str(item.type)):
+            if not type_ok(value, str(item.type)):
                 raise ConfigError(f"{item.name} {value!r}: expected {item.type}")
 
     @classmethod
@@ -101,41 +83,33 @@ class _DictConfig:
 
 @dataclass(frozen=True)
 class ModelConfig(_DictConfig):
-    """What rebuilds a VAE: the architecture is chosen from the image shape (paper 000, App.)."""
+    """What rebuilds a VAE. ``architecture`` and ``image_shape`` are None in a model the user
+    chooses before the data is read: :meth:`for_data` fills them (the architecture from the
+    image shape, paper 000's appendix). Each component is a registry name and, where it takes
+    options, its resolved options (the likelihood's: ``likelihood_options``)."""
 
-    architecture: str  # registry name in vaetool.models: conv28, conv32, conv64, mlp
-    image_shape: tuple[int, int, int]  # (C, H, W) of the training images
+    architecture: str | None = None  # registry name in vaetool.models: conv28, conv32, conv64, mlp
+    image_shape: tuple[int, int, int] | None = None  # (C, H, W) of the training images
     latents: int = 128  # H, the number of latent factors (paper 000 uses 128)
     likelihood: str = "bernoulli"  # registry name in vaetool.likelihoods
-    sigma2: float = 0.01  # gaussian: the fixed variance; gaussian_learned, mog2: the start
+    likelihood_options: dict[str, Any] = field(default_factory=dict)  # the likelihood's Options
     hidden: int = 256  # width of the fully connected layer (paper 000: FC 256)
     encoder: str = "paper"  # registry name in vaetool.models.ENCODERS: paper or split
     split_width: int = 256  # split encoder: width of each factor's own layers (paper 003 §4.2)
     split_depth: int = 1  # split encoder: hidden layers each factor owns before its head
-    latent: str = "gaussian"  # registry name in vaetool.models.latents.LATENTS
+    latent: str | None = None  # vaetool.models.latents.LATENTS; None: from noise_corr
     noise_corr: float = 0.0  # ρ of the equicorrelated reparameterisation noise (paper 003 eq. 13)
-    noise_fit: str = "closed"  # gaussian_learned: "closed" (batch optimum) or "gradient" (Adam)
-    noise_per_pixel: bool = False  # gaussian_learned: one σ² per pixel instead of one in all
-    noise_warmup: int = 50  # gaussian_learned (closed): steps at the start σ² before fitting it
-    components: int = 2  # mog2: K, mixture components per pixel (paper 002 App. A.2)
     categories: int = 0  # K of a categorical code beside the Gaussian factors (paper 001 §4.2)
     temperature: float = 0.67  # τ of the code's Gumbel-softmax relaxation (jointvae's 0.67)
     temperature_rate: float = 0.0  # r > 0: τ_t = max(0.5, exp(−r t)) (Jang et al.), else τ fixed
 
     def __post_init__(self) -> None:
         self._check_types()
+        if self.latent is None:  # the family ρ asks for
+            object.__setattr__(self, "latent", "correlated" if self.noise_corr > 0 else "gaussian")
         check_categories(self.categories, self.temperature, self.temperature_rate)
-        if self.noise_fit not in NOISE_FITS:
-            raise ConfigError(
-                f"‹noise_fit› {self.noise_fit!r}: expected one of {', '.join(NOISE_FITS)}"
-            )
-        if self.components < 1:
-            raise ConfigError(f"‹components› {self.components}: expected a positive integer")
-        if self.noise_warmup < 0:
-            raise ConfigError(f"‹noise_warmup› {self.noise_warmup}: expected 0 or more steps")
         if self.latents < 1:
             raise ConfigError(f"‹latents› {self.latents}: expected a positive integer")
-        check_finite("‹sigma2›", self.sigma2, positive=True)
         for name in ("hidden", "split_width", "split_depth"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} {getattr(self, name)}: expected a positive integer")
@@ -146,37 +120,20 @@ class ModelConfig(_DictConfig):
                 f"latent {self.latent!r} with noise_corr {self.noise_corr}: correlated noise "
                 "(ρ > 0) is the 'correlated' family, ρ = 0 the 'gaussian' one"
             )
-        if len(self.image_shape) != 3 or min(self.image_shape) < 1:
+        if (self.architecture is None) != (self.image_shape is None):
+            raise ConfigError("architecture and image shape: give both or neither")
+        if self.image_shape is not None and (
+            len(self.image_shape) != 3 or min(self.image_shape) < 1
+        ):
             raise ConfigError(f"image shape {self.image_shape}: expected (C, H, W)")
 
+    def for_data(self, architecture: str, image_shape: tuple[int, int, int]) -> ModelConfig:
+        """This model for data of ``image_shape`` with the network ``architecture``."""
+        return replace(self, architecture=architecture, image_shape=tuple(image_shape))
 
-@dataclass(frozen=True)
-class ModelChoice(_DictConfig):
-    """The model options a user chooses; :meth:`resolve` adds what the data decides (the
-    architecture and image shape) to make a :class:`ModelConfig`."""
-
-    latents: int = 128
-    likelihood: str = "bernoulli"
-    sigma2: float = 0.01
-    hidden: int = 256
-    encoder: str = "paper"
-    split_width: int = 256
-    split_depth: int = 1
-    noise_corr: float = 0.0
-    noise_fit: str = "closed"
-    noise_per_pixel: bool = False
-    noise_warmup: int = 50
-    components: int = 2
-    categories: int = 0
-    temperature: float = 0.67
-    temperature_rate: float = 0.0
-
-    def __post_init__(self) -> None:
-        self._check_types()
-
-    def resolve(self, architecture: str, image_shape: tuple[int, int, int]) -> ModelConfig:
-        latent = "correlated" if self.noise_corr > 0 else "gaussian"
-        return ModelConfig(architecture, image_shape, latent=latent, **self.to_dict())
+    def __hash__(self) -> int:  # likelihood_options is a dict: hash its sorted items
+        items = tuple(sorted(self.likelihood_options.items()))
+        return hash((self.architecture, self.image_shape, self.latents, self.likelihood, items))
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from torch import Tensor
 
 from vaetool.config import ModelConfig
 from vaetool.errors import CheckpointError, ConfigError
+from vaetool.likelihoods import resolve_likelihood_options
 from vaetool.registry import Registry
 
 Transform = Callable[[Tensor], Tensor]
@@ -148,7 +149,11 @@ def _source_folder(source: Path, weights: str) -> Path:
 
 
 # ---------------------------------------------------------------- disentangling-vae
-DISVAE_LIKELIHOODS = {"bernoulli": ("bernoulli", 0.01), "gaussian": ("gaussian", 1.0 / 510.0)}
+# (likelihood, its options): disentangling-vae's MSE loss is the Gaussian NLL at σ² = 1/510
+DISVAE_LIKELIHOODS = {
+    "bernoulli": ("bernoulli", {}),
+    "gaussian": ("gaussian", {"sigma2": 1.0 / 510.0}),
+}
 DISVAE_DATASETS = {"dsprites": "dsprites"}  # its others (mnist 32×32, chairs, celeba): --data
 
 
@@ -173,8 +178,10 @@ def import_disvae(source: Path) -> ForeignModel:
     if len(image) != 3 or image[1:] not in ((32, 32), (64, 64)):
         raise CheckpointError(f"{folder / 'specs.json'}: img_size {list(image)}; the Burgess "
                               "nets take [C, 32, 32] or [C, 64, 64]")  # fmt: skip
-    likelihood, sigma2 = DISVAE_LIKELIHOODS[rec_dist]
-    config = ModelConfig("burgess", image, latents=latents, likelihood=likelihood, sigma2=sigma2)  # type: ignore[arg-type]
+    likelihood, options = DISVAE_LIKELIHOODS[rec_dist]
+    resolved = resolve_likelihood_options(likelihood, options)
+    config = ModelConfig("burgess", image, latents=latents, likelihood=likelihood,  # type: ignore[arg-type]
+                         likelihood_options=resolved)  # fmt: skip
     big = image[1] == 64
     rules: list[Rule] = []
     convs = ["conv1", "conv2", "conv3"] + (["conv_64"] if big else [])
@@ -199,7 +206,7 @@ def import_disvae(source: Path) -> ForeignModel:
 
 # ---------------------------------------------------------------- pythae
 PYTHAE_MODELS = ("VAEConfig", "BetaVAEConfig", "BetaTCVAEConfig", "DisentangledBetaVAEConfig")
-PYTHAE_LIKELIHOODS = {"bce": ("bernoulli", 0.01), "mse": ("gaussian", 1.0)}
+PYTHAE_LIKELIHOODS = {"bce": ("bernoulli", {}), "mse": ("gaussian", {"sigma2": 1.0})}
 
 
 def _pythae_architecture(state: dict[str, Any], image: tuple[int, ...], where: Path) -> str:
@@ -289,9 +296,10 @@ def import_pythae(source: Path) -> ForeignModel:
                               "model.save wrote")  # fmt: skip
     state = dict(loaded["model_state_dict"])
     architecture = _pythae_architecture(state, image, weights)
-    likelihood, sigma2 = PYTHAE_LIKELIHOODS[loss]
+    likelihood, options = PYTHAE_LIKELIHOODS[loss]
+    resolved = resolve_likelihood_options(likelihood, options)
     config = ModelConfig(architecture, image, latents=latents, likelihood=likelihood,  # type: ignore[arg-type]
-                         sigma2=sigma2)  # fmt: skip
+                         likelihood_options=resolved)  # fmt: skip
     rules = _join_heads(state, _pythae_rules(architecture))
     mapped = map_state(state, rules, weights)
     read = ("model_config.json", "model.pt")

@@ -15,36 +15,45 @@ are reported as terms (history.csv columns ``train_sigma2`` …) by :meth:`Likel
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vaetool.config import ModelConfig
+from vaetool.config import ModelConfig, check_finite
+from vaetool.errors import ConfigError
+from vaetool.options import NoOptions, make_options, option
 from vaetool.registry import Registry
 
 
 class Likelihood(nn.Module):
     """Base class: ``nll`` (B,) nats per image, ``mean`` and ``sample`` (B, C, H, W).
 
-    ``noise_names``: the learned noise values :meth:`noise` reports (empty for fixed noise);
-    ``fits_noise``: whether :meth:`fit_noise` updates buffers from training batches.
+    Built from its ``Options`` (a frozen dataclass, :mod:`vaetool.options`; stored resolved in
+    the model config's ``likelihood_options``) and the image shape. ``noise_names``: the
+    learned noise values :meth:`noise` reports (empty for fixed noise); ``fits_noise``: whether
+    :meth:`fit_noise` updates buffers from training batches.
     """
 
-    options: ClassVar[tuple[str, ...]] = ()  # the ModelConfig fields it reads (LIKELIHOOD_OPTIONS)
+    Options: ClassVar[type] = NoOptions
     noise_names: tuple[str, ...] = ()
     fits_noise: ClassVar[bool] = False
-    sigma2_from_config: ClassVar[bool] = False  # a σ² buffer that must equal config.sigma2
+    sigma2_from_config: ClassVar[bool] = False  # a σ² buffer that must equal options.sigma2
+
+    def __init__(self, options: Any, image_shape: tuple[int, int, int]) -> None:
+        super().__init__()
+        self.options = options
 
     def fit_noise(self, params: torch.Tensor, x: torch.Tensor) -> None:
         """Update the noise from a training batch's decoder output (detached) and images."""
 
     @classmethod
-    def variance_of(cls, config: ModelConfig, noise: dict[str, float]) -> float | None:
-        """The one Gaussian noise variance σ² of a trained model (``noise``: its learned values,
-        checkpoint summary), or None when its noise is not one Gaussian (paper 002 §7.2.1's
-        normalised variance is β·σ²)."""
+    def variance_of(cls, options: Any, noise: dict[str, float]) -> float | None:
+        """The one Gaussian noise variance σ² of a trained model with these ``options``
+        (``noise``: its learned values, checkpoint summary), or None when its noise is not one
+        Gaussian (paper 002 §7.2.1's normalised variance is β·σ²)."""
         return None
 
     def noise(self) -> dict[str, torch.Tensor]:
@@ -70,12 +79,31 @@ class Likelihood(nn.Module):
 LIKELIHOODS: Registry[type[Likelihood]] = Registry("likelihood", "‹likelihood›")
 
 
+def likelihood_options(name: str, raw: dict[str, Any]) -> Any:
+    """The likelihood ``name``'s Options from ``raw`` (defaults for what is absent), checked."""
+    return make_options("likelihood", name, LIKELIHOODS.get(name).Options, raw)
+
+
+def resolve_likelihood_options(name: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """The same, as the plain dict a model config stores."""
+    return asdict(likelihood_options(name, raw))
+
+
+def options_of(config: ModelConfig) -> Any:
+    """The Options of a model config's likelihood."""
+    return likelihood_options(config.likelihood, config.likelihood_options)
+
+
+def build_likelihood(config: ModelConfig) -> Likelihood:
+    """The likelihood a model config names, with its options, for its image shape."""
+    if config.image_shape is None:
+        raise ConfigError("a likelihood needs the image shape: call ModelConfig.for_data first")
+    return LIKELIHOODS.get(config.likelihood)(options_of(config), config.image_shape)
+
+
 @LIKELIHOODS.register("bernoulli")
 class Bernoulli(Likelihood):
     """Bernoulli pixels; ``params`` are logits. nll = binary cross-entropy summed over pixels."""
-
-    def __init__(self, config: ModelConfig) -> None:
-        super().__init__()
 
     def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         bce = F.binary_cross_entropy_with_logits(params, x, reduction="none")
@@ -92,6 +120,14 @@ class Bernoulli(Likelihood):
         return self.mean(params)
 
 
+@dataclass(frozen=True)
+class GaussianOptions:
+    sigma2: float = option(0.01, "σ², the decoder's fixed noise variance (paper 002 §7)")
+
+    def __post_init__(self) -> None:
+        check_finite("‹sigma2›", self.sigma2, positive=True)
+
+
 @LIKELIHOODS.register("gaussian")
 class FixedGaussian(Likelihood):
     """Gaussian with fixed variance σ²; ``params`` are the means (MATH.md §7).
@@ -99,17 +135,18 @@ class FixedGaussian(Likelihood):
     −log p = ‖x − G(z)‖² / (2σ²) + D/2 log(2πσ²); a fixed σ² acts like β = 2σ² (paper 002, §7.2.1).
     """
 
+    Options = GaussianOptions
     sigma2_from_config = True
 
     @classmethod
-    def variance_of(cls, config: ModelConfig, noise: dict[str, float]) -> float | None:
-        return float(config.sigma2)
+    def variance_of(cls, options: GaussianOptions, noise: dict[str, float]) -> float | None:
+        return float(options.sigma2)
 
-    def __init__(self, config: ModelConfig) -> None:
-        super().__init__()
+    def __init__(self, options: GaussianOptions, image_shape: tuple[int, int, int]) -> None:
+        super().__init__(options, image_shape)
         # A buffer, saved as model.likelihood.sigma2: a checkpoint whose metadata names another
         # likelihood (or another σ²) than its tensors hold is refused when read.
-        self.register_buffer("sigma2", torch.tensor(float(config.sigma2)))
+        self.register_buffer("sigma2", torch.tensor(float(options.sigma2)))
 
     def nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return gaussian_nll(x - params, self.sigma2)
@@ -153,41 +190,63 @@ def closed_form_sigma2(residual: torch.Tensor, per_pixel: bool) -> torch.Tensor:
     return sigma2.clamp_min(SIGMA2_FLOOR)
 
 
+NOISE_FITS = ("closed", "gradient")  # how gaussian_learned learns σ²
+
+
+@dataclass(frozen=True)
+class LearnedGaussianOptions:
+    sigma2: float = option(0.01, "σ² at the start, before it is learned")
+    noise_fit: str = option(
+        "closed", "closed (the batch optimum σ̂², App. A.1) or gradient (Adam on log σ²)"
+    )
+    noise_per_pixel: bool = option(False, "one σ² per pixel instead of one for all")
+    noise_warmup: int = option(50, "closed: steps at the start σ² before fitting it")
+
+    def __post_init__(self) -> None:
+        check_finite("‹sigma2›", self.sigma2, positive=True)
+        if self.noise_fit not in NOISE_FITS:
+            raise ConfigError(
+                f"‹noise_fit› {self.noise_fit!r}: expected one of {', '.join(NOISE_FITS)}"
+            )
+        if self.noise_warmup < 0:
+            raise ConfigError(f"‹noise_warmup› {self.noise_warmup}: expected 0 or more steps")
+
+
 @LIKELIHOODS.register("gaussian_learned")
 class LearnedGaussian(Likelihood):
     """Gaussian with a learned variance, shared or per pixel (paper 002 §7, App. A.1).
 
     ``noise_fit = "closed"``: σ² is a buffer set to the batch optimum σ̂² from each training
     batch's residuals before the gradient step (coordinate ascent; MATH.md §11), after
-    ``config.noise_warmup`` steps at the start value: fitted from the first batches of an
+    ``noise_warmup`` steps at the start value: fitted from the first batches of an
     untrained decoder σ̂² is large, which weighs the KL term up and can collapse the posterior
     for good (measured in docs/training.md). ``"gradient"``: log σ² is a parameter trained by
-    the VAE's Adam with the networks. ``config.sigma2`` is the starting value. History reports
+    the VAE's Adam with the networks. ``sigma2`` is the starting value. History reports
     σ² (the mean over pixels).
     """
 
-    options = ("noise_fit", "noise_per_pixel", "noise_warmup")
+    Options = LearnedGaussianOptions
     noise_names = ("sigma2",)
 
-    def __init__(self, config: ModelConfig) -> None:
-        super().__init__()
-        shape = tuple(config.image_shape) if config.noise_per_pixel else ()
-        start = torch.full(shape, float(config.sigma2))
-        self.closed = config.noise_fit == "closed"
+    def __init__(self, options: LearnedGaussianOptions, image_shape: tuple[int, int, int]) -> None:
+        super().__init__(options, image_shape)
+        shape = tuple(image_shape) if options.noise_per_pixel else ()
+        start = torch.full(shape, float(options.sigma2))
+        self.closed = options.noise_fit == "closed"
         if self.closed:
             self.register_buffer("sigma2", start)
             self.register_buffer("fits", torch.zeros((), dtype=torch.long))
-            self.warmup = config.noise_warmup
+            self.warmup = options.noise_warmup
         else:
             self.log_sigma2 = nn.Parameter(start.log())
-        self.per_pixel = config.noise_per_pixel
+        self.per_pixel = options.noise_per_pixel
 
     @property
     def fits_noise(self) -> bool:  # type: ignore[override]
         return self.closed
 
     @classmethod
-    def variance_of(cls, config: ModelConfig, noise: dict[str, float]) -> float | None:
+    def variance_of(cls, options: Any, noise: dict[str, float]) -> float | None:
         return noise.get("sigma2")  # per pixel: their mean
 
     def variance(self) -> torch.Tensor:
@@ -255,6 +314,17 @@ def mixture_start(residual: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.T
     return log_pi, v * torch.pow(2.0, powers)
 
 
+@dataclass(frozen=True)
+class MixtureOptions:
+    sigma2: float = option(0.01, "each component's σ² before the first batch sets the start")
+    components: int = option(2, "K, mixture components per pixel (paper 002 App. A.2)")
+
+    def __post_init__(self) -> None:
+        check_finite("‹sigma2›", self.sigma2, positive=True)
+        if self.components < 1:
+            raise ConfigError(f"‹components› {self.components}: expected a positive integer")
+
+
 @LIKELIHOODS.register("mog2")
 class MixtureGaussian(Likelihood):
     """Per-pixel mixture of K zero-mean Gaussians (K = 2 by default: "MoG-2"; paper 002 App.
@@ -267,14 +337,14 @@ class MixtureGaussian(Likelihood):
     reports components sorted by variance: ``sigma2_1`` ≤ ``sigma2_2`` …, with ``pi_k``.
     """
 
-    options = ("components",)
+    Options = MixtureOptions
     fits_noise = True
 
-    def __init__(self, config: ModelConfig) -> None:
-        super().__init__()
-        k = config.components
+    def __init__(self, options: MixtureOptions, image_shape: tuple[int, int, int]) -> None:
+        super().__init__(options, image_shape)
+        k = options.components
         self.register_buffer("log_pi", torch.full((k,), -math.log(k), dtype=torch.float64))
-        self.register_buffer("sigma2", torch.full((k,), float(config.sigma2), dtype=torch.float64))
+        self.register_buffer("sigma2", torch.full((k,), float(options.sigma2), dtype=torch.float64))
         self.register_buffer("started", torch.zeros((), dtype=torch.bool))
         self.noise_names = tuple(f"{n}_{i + 1}" for i in range(k) for n in ("sigma2", "pi"))
 

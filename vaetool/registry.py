@@ -30,6 +30,12 @@ class Registry(Generic[T]):
 
         return add
 
+    def unregister(self, name: str) -> T:
+        """Remove ``name`` (a plugin unloading, a test cleaning up); the object it held."""
+        if name not in self._items:
+            raise KeyError(f"{self.kind} {name!r} is not registered")
+        return self._items.pop(name)
+
     def get(self, name: str) -> T:
         """The object registered as ``name``; a :class:`ConfigError` listing valid names if none."""
         try:

@@ -95,10 +95,13 @@ class CodeTruth:
 METRICS: Registry[Metric] = Registry("metric", "‹metric›")
 
 
-def _register(
+def metric(
     name: str, needs_interventions: bool = False, needs_sklearn: bool = False,
     needs_code: bool = False,
 ):  # fmt: skip
+    """Decorator: ``@metric("name")`` registers ``fn(truth, rng, sizes) -> {name: value}`` as a
+    :class:`Metric` (its docstring's first line is what `vaetool components` shows)."""
+
     def add(fn: MetricFn) -> MetricFn:
         doc = (fn.__doc__ or "").strip().split("\n")[0]
         METRICS.register(name)(
@@ -142,7 +145,7 @@ def _tensors(codes: np.ndarray, classes: np.ndarray) -> tuple[torch.Tensor, torc
     )
 
 
-@_register("mig")
+@metric("mig")
 def compute_mig(truth: GroundTruth, rng: np.random.RandomState, sizes: MetricSizes):
     """Mutual information gap (Chen et al. 2018; dlib mig.py): 20-bin plug-in MI."""
     codes, classes = truth.sample(sizes.num_train, rng)
@@ -152,7 +155,7 @@ def compute_mig(truth: GroundTruth, rng: np.random.RandomState, sizes: MetricSiz
     return out
 
 
-@_register("modularity_explicitness", needs_sklearn=True)
+@metric("modularity_explicitness", needs_sklearn=True)
 def compute_modularity(truth: GroundTruth, rng: np.random.RandomState, sizes: MetricSizes):
     """Modularity and explicitness (Ridgeway & Zemel 2018; dlib modularity_explicitness.py)."""
     learn = sklearn()
@@ -185,7 +188,7 @@ def _auc(learn: Any, model: Any, x: np.ndarray, y: np.ndarray) -> float:
                                              average="macro"))  # fmt: skip
 
 
-@_register("sap", needs_sklearn=True)
+@metric("sap", needs_sklearn=True)
 def compute_sap(truth: GroundTruth, rng: np.random.RandomState, sizes: MetricSizes):
     """SAP score (Kumar et al. 2018; dlib sap_score.py): per code × factor LinearSVC accuracy."""
     learn = sklearn()
@@ -202,7 +205,7 @@ def compute_sap(truth: GroundTruth, rng: np.random.RandomState, sizes: MetricSiz
             "sap_continuous": float(sap_from_matrix(continuous))}  # fmt: skip
 
 
-@_register("dci", needs_sklearn=True)
+@metric("dci", needs_sklearn=True)
 def compute_dci(truth: GroundTruth, rng: np.random.RandomState, sizes: MetricSizes):
     """DCI (Eastwood & Williams 2018; dlib dci.py): gradient-boosted trees' importances."""
     learn = sklearn()
@@ -228,7 +231,7 @@ def _sample_factors(sizes: tuple[int, ...], shape: tuple[int, ...], rng) -> np.n
     return np.stack([rng.randint(n, size=shape) for n in sizes], axis=-1).astype(np.int64)
 
 
-@_register("beta_vae", needs_interventions=True, needs_sklearn=True)
+@metric("beta_vae", needs_interventions=True, needs_sklearn=True)
 def compute_beta_vae(truth: GroundTruth, rng: np.random.RandomState, sizes: MetricSizes):
     """BetaVAE score (Higgins et al. 2017; dlib beta_vae.py): which factor a pair batch shares."""
     learn = sklearn()
@@ -251,7 +254,7 @@ def compute_beta_vae(truth: GroundTruth, rng: np.random.RandomState, sizes: Metr
             "beta_vae_eval": float(np.mean(model.predict(x_test) == y_test))}  # fmt: skip
 
 
-@_register("factor_vae", needs_interventions=True)
+@metric("factor_vae", needs_interventions=True)
 def compute_factor_vae(truth: GroundTruth, rng: np.random.RandomState, sizes: MetricSizes):
     """FactorVAE score (Kim & Mnih 2018; dlib factor_vae.py): majority vote on the code of
     least normalised variance in batches with one factor fixed."""
@@ -276,7 +279,7 @@ def compute_factor_vae(truth: GroundTruth, rng: np.random.RandomState, sizes: Me
             "factor_vae_active": int(active.sum())}  # fmt: skip
 
 
-@_register("categorical_accuracy", needs_code=True)
+@metric("categorical_accuracy", needs_code=True)
 def compute_categorical_accuracy(
     truth: CodeTruth, rng: np.random.RandomState, sizes: MetricSizes
 ) -> dict[str, float]:

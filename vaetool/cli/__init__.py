@@ -21,7 +21,7 @@ from vaetool.cli import report as _report
 from vaetool.cli import study as _study
 from vaetool.cli import train as _train
 from vaetool.cli import traverse as _traverse
-from vaetool.cli._fields import shown
+from vaetool.cli._fields import command_flags, shown
 
 app = typer.Typer(
     name="vaetool",
@@ -93,7 +93,8 @@ def _main(argv: list[str] | None, quiet: bool = False) -> int:
         return 130
     except VaetoolError as error:
         code = getattr(error, "exit_code", 1)  # 130: a training run stopped by Ctrl-C
-        _say(f"{'interrupted' if code == 130 else 'error'}: {shown(Exception.__str__(error))}")
+        said = shown(Exception.__str__(error), _flags(sys.argv[1:] if argv is None else argv))
+        _say(f"{'interrupted' if code == 130 else 'error'}: {said}")
         return code
     except OSError as error:  # a disk full or a permission problem outside our checks
         where = f" ({error.filename})" if error.filename else ""
@@ -102,6 +103,13 @@ def _main(argv: list[str] | None, quiet: bool = False) -> int:
     if result == 130:  # typer returns 130 for a Ctrl-C it caught itself
         _say("interrupted")
     return result if isinstance(result, int) else 0
+
+
+def _flags(argv: list[str]) -> frozenset[str] | None:
+    """The long options of the command ``argv`` runs (errors show a field as its flag)."""
+    import typer.main
+
+    return command_flags(typer.main.get_command(app), tuple(argv))
 
 
 def _usage_errors() -> tuple[type[Exception], ...]:

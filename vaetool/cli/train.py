@@ -173,6 +173,18 @@ def train(
             show_default="--graph",
         ),
     ] = None,
+    # any component's option by name
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option",
+            "-o",
+            help="[component] KEY=VALUE: an option of the chosen objective, likelihood or any "
+            "registered component by its name, e.g. -o beta=4 (repeatable; `vaetool components "
+            "--options` lists them).",
+            show_default=False,
+        ),
+    ] = None,
     # run
     config: Annotated[Path | None, _opt("[run] TOML or JSON file of any of these options.")] = None,
     resume: Annotated[
@@ -210,6 +222,12 @@ def train(
     }  # fmt: skip
     from vaetool.workflows import resume_run, resume_seeds, train_request, train_run, train_seeds
 
+    for key, value in parse_options(option or []).items():
+        if settings.get(key) is not None:
+            raise typer.BadParameter(f"{key} is given twice (by its flag and by --option)",
+                                     param_hint="--option")  # fmt: skip
+        settings[key] = value
+
     if resume is not None:
         given = [f"--{k.replace('_', '-')}" for k, v in settings.items() if v is not None]
         if given or config is not None or force:
@@ -239,6 +257,25 @@ def train(
         _console.result_line(f"checkpoint  {outcome.checkpoint}\nhistory     {outcome.history}")
         if outcome.result.info.train.keep == "best":
             _console.note(f"kept the weights of epoch {outcome.result.kept_epoch} (best val ELBO)")
+
+
+def parse_options(items: list[str]) -> dict[str, object]:
+    """``KEY=VALUE`` pairs: the key with - or _, the value read as a TOML value (4, 0.5, true,
+    "text") or, when it is not one, as text."""
+    import tomllib
+
+    parsed: dict[str, object] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key.isidentifier():
+            raise typer.BadParameter(f"{item!r}: expected KEY=VALUE, e.g. beta=4",
+                                     param_hint="--option")  # fmt: skip
+        try:
+            parsed[key] = tomllib.loads(f"v = {text.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            parsed[key] = text.strip()
+    return parsed
 
 
 def _is_seed_group(folder: Path) -> bool:

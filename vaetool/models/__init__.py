@@ -7,9 +7,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from vaetool.config import LIKELIHOOD_OPTIONS, ModelChoice, ModelConfig
-from vaetool.errors import ConfigError, field
-from vaetool.likelihoods import LIKELIHOODS
+from vaetool.config import ModelConfig
+from vaetool.likelihoods import options_of
 from vaetool.models import foreign
 from vaetool.models.conv import ConvDecoder, ConvEncoder, conv_trunk
 from vaetool.models.mlp import MLPDecoder, MLPEncoder, mlp_trunk
@@ -129,16 +128,8 @@ def build_model(config: ModelConfig) -> VAE:
     return VAE(config, encoder, architecture.decoder(config))
 
 
-def check_choice(choice: ModelChoice) -> None:
-    """A model choice's registry names (likelihood, encoder) and options checked without
-    building anything: an option of a likelihood other than the chosen one, set, is refused."""
-    chosen = LIKELIHOODS.get(choice.likelihood)
-    ENCODERS.get(choice.encoder)
-    for name in LIKELIHOOD_OPTIONS:
-        if getattr(choice, name) != getattr(ModelChoice, name) and name not in chosen.options:
-            valid = ", ".join(field(o) for o in chosen.options) or "none"
-            raise ConfigError(
-                f"{field(name)} does not apply to ‹likelihood› "
-                f"{choice.likelihood} (its options: {valid})"
-            )
-    choice.resolve("mlp", (1, 1, 1))  # ranges (ρ, widths) as a ModelConfig checks them
+def check_choice(model: ModelConfig) -> None:
+    """A chosen model's registry names (likelihood, encoder) and the likelihood's options
+    checked without building anything (ranges are checked by the config itself)."""
+    options_of(model)
+    ENCODERS.get(model.encoder)

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from vaetool.config import ModelConfig
-from vaetool.likelihoods import LIKELIHOODS
+from vaetool.likelihoods import build_likelihood
 from vaetool.models.categorical import CategoricalCode, one_hot_mode
 from vaetool.models.latents import build_latent
 
@@ -40,7 +40,7 @@ class VAE(nn.Module):
         self.decoder = decoder
         self.latent = build_latent(config)
         self.code = CategoricalCode(config) if config.categories else None
-        self.likelihood = LIKELIHOODS.get(config.likelihood)(config)
+        self.likelihood = build_likelihood(config)
 
     @property
     def categories(self) -> int:

@@ -9,23 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from vaetool.models import VAE
-from vaetool.objectives.annealed import AnnealedVAE
-from vaetool.objectives.base import COMMON_TERMS, Objective, TrainContext, make_options
-from vaetool.objectives.beta_vae import BetaVAE
-from vaetool.objectives.dip import DIPVAEI, DIPVAEII
-from vaetool.objectives.factor_vae import FactorVAE
-from vaetool.objectives.tcvae import BetaTCVAE
-from vaetool.objectives.vmi import VMIRegularised
-from vaetool.registry import Registry
 
-OBJECTIVES: Registry[type[Objective]] = Registry("objective", "‹objective›")
-OBJECTIVES.register("beta_vae")(BetaVAE)
-OBJECTIVES.register("annealed_vae")(AnnealedVAE)
-OBJECTIVES.register("beta_tcvae")(BetaTCVAE)
-OBJECTIVES.register("factor_vae")(FactorVAE)
-OBJECTIVES.register("dip_vae_i")(DIPVAEI)
-OBJECTIVES.register("dip_vae_ii")(DIPVAEII)
-OBJECTIVES.register("vmi")(VMIRegularised)
+# each module registers its objectives with @OBJECTIVES.register when imported
+from vaetool.objectives import annealed, beta_vae, dip, factor_vae, tcvae, vmi  # noqa: F401
+from vaetool.objectives.base import COMMON_TERMS, OBJECTIVES, Objective, TrainContext
+from vaetool.options import make_options
 
 
 def resolve_options(name: str, raw: dict[str, Any]) -> dict[str, Any]:
@@ -33,7 +21,7 @@ def resolve_options(name: str, raw: dict[str, Any]) -> dict[str, Any]:
     from dataclasses import asdict
 
     cls = OBJECTIVES.get(name)
-    return asdict(make_options(name, cls.Options, raw))
+    return asdict(make_options("objective", name, cls.Options, raw))
 
 
 def build_objective(
@@ -41,7 +29,9 @@ def build_objective(
 ) -> Objective:
     """The objective ``name`` for ``model`` with ``options`` (checked) on ``context.device``."""
     cls = OBJECTIVES.get(name)
-    return cls(model, make_options(name, cls.Options, options), context).to(context.device)
+    return cls(model, make_options("objective", name, cls.Options, options), context).to(
+        context.device
+    )
 
 
 __all__ = [

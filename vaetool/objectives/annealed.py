@@ -10,7 +10,8 @@ from torch import Tensor
 
 from vaetool.config import check_finite
 from vaetool.errors import ConfigError
-from vaetool.objectives.base import Objective
+from vaetool.objectives.base import OBJECTIVES, Objective
+from vaetool.options import option
 
 
 @dataclass(frozen=True)
@@ -18,9 +19,9 @@ class AnnealedOptions:
     """Defaults: dlib ``AnnealedVAE`` (γ = 1000, T = 10⁵ steps) with disvae's C_max = 25 nats
     (dSprites); dlib sweeps C_max in {5, 10, 25, 50, 75, 100}, disvae uses γ = 100."""
 
-    gamma: float = 1000.0
-    capacity: float = 25.0  # C_max, nats
-    capacity_steps: int = 100_000  # T
+    gamma: float = option(1000.0, "γ, the weight of |KL − C(t)|")
+    capacity: float = option(25.0, "C_max, the capacity reached, nats")
+    capacity_steps: int = option(100_000, "T, steps for the capacity to reach C_max")
 
     def __post_init__(self) -> None:
         check_finite("‹gamma›", self.gamma)
@@ -34,7 +35,10 @@ def capacity_at(step: Tensor, capacity: float, steps: int) -> Tensor:
     return (step.to(torch.float32) * (capacity / steps)).clamp(max=capacity)
 
 
+@OBJECTIVES.register("annealed_vae")
 class AnnealedVAE(Objective):
+    """Annealed capacity (Burgess et al. 2018): recon + γ·|KL − C(t)| (MATH.md §9)."""
+
     Options = AnnealedOptions
     extra_terms = ("capacity",)
 

@@ -10,7 +10,7 @@ objective is known to it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -18,8 +18,10 @@ from torch import Tensor, nn
 
 from vaetool import distributed
 from vaetool.device import adam_options, autocast
-from vaetool.errors import ConfigError, field
 from vaetool.models import VAE
+from vaetool.registry import Registry
+
+OBJECTIVES: Registry[type[Objective]] = Registry("objective", "‹objective›")
 
 # Terms every objective reports (nats per image, batch means): what it minimises, E −log p(x|z),
 # E KL(q(z|x) ‖ p(z)) and the β = 1 ELBO −(recon + kl).
@@ -159,20 +161,3 @@ def apply_step(optimizers: dict[str, torch.optim.Optimizer], losses: dict[str, T
         distributed.average_gradients([p for g in optimizer.param_groups for p in g["params"]])
     for optimizer in optimizers.values():
         optimizer.step()
-
-
-def make_options(objective: str, options_type: type, raw: dict[str, Any]) -> Any:
-    """The objective's options from ``raw`` (defaults for what is absent); an option that does
-    not apply, or a bad value, is a ConfigError naming the flag."""
-    names = {f.name for f in fields(options_type)}
-    for key in raw:
-        if key not in names:
-            flag = field(key)
-            valid = ", ".join(field(n) for n in sorted(names)) or "none"
-            raise ConfigError(
-                f"{flag} does not apply to ‹objective› {objective} (its options: {valid})"
-            )
-    try:
-        return options_type(**raw)
-    except TypeError as err:
-        raise ConfigError(f"‹objective› {objective}: {err}") from None

@@ -8,18 +8,22 @@ from typing import Any
 from torch import Tensor
 
 from vaetool.config import check_finite
-from vaetool.objectives.base import Objective
+from vaetool.objectives.base import OBJECTIVES, Objective
+from vaetool.options import option
 
 
 @dataclass(frozen=True)
 class BetaVAEOptions:
-    beta: float = 1.0  # weight of the KL term (dlib sweeps 1, 2, 4, 6, 8, 16)
+    beta: float = option(1.0, "β, the weight of the KL term (dlib sweeps 1, 2, 4, 6, 8, 16)")
 
     def __post_init__(self) -> None:
         check_finite("‹beta›", self.beta)
 
 
+@OBJECTIVES.register("beta_vae")
 class BetaVAE(Objective):
+    """β-VAE (Higgins et al. 2017): recon + β·KL; β = 1 is the plain VAE (MATH.md §9)."""
+
     Options = BetaVAEOptions
 
     @classmethod

@@ -12,7 +12,8 @@ import torch
 from torch import Tensor
 
 from vaetool.config import check_finite
-from vaetool.objectives.base import Objective
+from vaetool.objectives.base import OBJECTIVES, Objective
+from vaetool.options import option
 
 
 @dataclass(frozen=True)
@@ -20,8 +21,8 @@ class DIPOptions:
     """λ_od = 10 (dlib sweeps {1, 2, 5, 10, 20, 50}: a proposal in its middle); λ_d = None
     means dlib's λ_d_factor·λ_od, with factor 10 for DIP-I and 1 for DIP-II."""
 
-    lambda_od: float = 10.0
-    lambda_d: float | None = None
+    lambda_od: float = option(10.0, "λ_od, the weight of the off-diagonal covariance")
+    lambda_d: float | None = option(None, "λ_d, of the diagonal; none: dlib's factor × λ_od")
 
     def __post_init__(self) -> None:
         check_finite("‹lambda_od›", self.lambda_od)
@@ -76,10 +77,12 @@ class _DIPVAE(Objective):
         }
 
 
+@OBJECTIVES.register("dip_vae_i")
 class DIPVAEI(_DIPVAE):
     """DIP-I: C = Cov[mu]."""
 
 
+@OBJECTIVES.register("dip_vae_ii")
 class DIPVAEII(_DIPVAE):
     """DIP-II: C = Cov[mu] + E_i Cov q(z|x_i), the covariance of q(z)."""
 

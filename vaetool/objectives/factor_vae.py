@@ -20,7 +20,8 @@ from torch import Tensor, nn
 from vaetool.config import check_finite
 from vaetool.errors import ConfigError
 from vaetool.models import noise
-from vaetool.objectives.base import Objective, TrainContext
+from vaetool.objectives.base import OBJECTIVES, Objective, TrainContext
+from vaetool.options import option
 
 
 @dataclass(frozen=True)
@@ -29,10 +30,10 @@ class FactorVAEOptions:
     the discriminator of dlib's ``fc_discriminator`` (6 × [Dense 1000, leaky ReLU 0.2] + Dense 2)
     with its own Adam, lr 1e-4, (β1, β2) = (0.5, 0.9)."""
 
-    gamma: float = 35.0
-    discriminator_lr: float = 1e-4
-    discriminator_layers: int = 6
-    discriminator_width: int = 1000
+    gamma: float = option(35.0, "γ, the weight of the discriminator's TC estimate")
+    discriminator_lr: float = option(1e-4, "Adam rate of the discriminator")
+    discriminator_layers: int = option(6, "hidden layers of the discriminator")
+    discriminator_width: int = option(1000, "units per discriminator layer")
 
     def __post_init__(self) -> None:
         check_finite("‹gamma›", self.gamma)
@@ -70,7 +71,10 @@ def discriminator_loss(real_logits: Tensor, permuted_logits: Tensor) -> Tensor:
     return -0.5 * (real + permuted)
 
 
+@OBJECTIVES.register("factor_vae")
 class FactorVAE(Objective):
+    """FactorVAE (Kim & Mnih 2018): ELBO − γ·TC, TC by a discriminator (MATH.md §9)."""
+
     Options = FactorVAEOptions
     extra_terms = ("tc", "discriminator_loss")
 

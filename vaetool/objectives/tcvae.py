@@ -21,7 +21,8 @@ from torch import Tensor
 from vaetool.config import check_finite
 from vaetool.errors import ConfigError, field
 from vaetool.models.latents import LOG_2PI
-from vaetool.objectives.base import Objective
+from vaetool.objectives.base import OBJECTIVES, Objective
+from vaetool.options import option
 
 TC_ESTIMATORS = ("mws", "mss", "mss_reference")
 
@@ -32,10 +33,10 @@ class TCVAEOptions:
     runs), the minibatch-weighted estimator (tcvae's default and dlib's, whose (β − 1)·T̃C with
     the plain ELBO is the same objective)."""
 
-    alpha: float = 1.0
-    beta: float = 6.0
-    gamma: float = 1.0
-    tc_estimator: str = "mws"
+    alpha: float = option(1.0, "α, the weight of the index-code MI")
+    beta: float = option(6.0, "β, the weight of the total correlation")
+    gamma: float = option(1.0, "γ, the weight of the dimension-wise KL")
+    tc_estimator: str = option("mws", "TC estimator: mws, mss or mss_reference (MATH.md §9)")
 
     def __post_init__(self) -> None:
         for name in ("alpha", "beta", "gamma"):
@@ -92,7 +93,10 @@ def standard_normal_log_density(z: Tensor) -> Tensor:
     return -0.5 * (z.square() + LOG_2PI).sum(1)
 
 
+@OBJECTIVES.register("beta_tcvae")
 class BetaTCVAE(Objective):
+    """β-TCVAE (Chen et al. 2018): recon + α·MI + β·TC + γ·dimension-wise KL (MATH.md §9)."""
+
     Options = TCVAEOptions
     extra_terms = ("mi", "tc", "dwkl")
     supports_code = False  # its loss decomposes the Gaussian KL only

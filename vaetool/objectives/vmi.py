@@ -32,7 +32,8 @@ from vaetool.device import autocast
 from vaetool.errors import ConfigError
 from vaetool.models import VAE
 from vaetool.objectives.annealed import capacity_at
-from vaetool.objectives.base import Objective, TrainContext, apply_step
+from vaetool.objectives.base import OBJECTIVES, Objective, TrainContext, apply_step
+from vaetool.options import option
 
 CODE = "c"  # --vmi-factors c: the categorical code
 ENTROPIES = ("prior", "batch")
@@ -51,15 +52,15 @@ class VMIObjectiveOptions:
     (``"auto"``: the code when the model has one, else factors 0,1 as paper 001 §4.1), Q's
     Adam rate."""
 
-    vmi_lambda: float = 1.0
-    vmi_factors: str = "auto"
-    vmi_q_lr: float = 1e-3
-    vmi_entropy: str = "prior"  # H(ẑ): "prior" (paper 001: log K held constant) or "batch"
+    vmi_lambda: float = option(1.0, "λ, the weight of the VMI term (paper 001 eq. 12)")
+    vmi_factors: str = option("auto", "the regularised part: c (the code) or factors 0,1")
+    vmi_q_lr: float = option(1e-3, "Adam rate of Q")
+    vmi_entropy: str = option("prior", "H(ẑ): prior (log K held constant, the paper) or batch")
     # beyond paper 001: the code's KL held near a growing capacity (Dupont 2018, jointvae):
     # γ_c |KL_c − C_c(t)|, C_c(t) = min(C, C·t/T); 0 = off (the paper's plain KL_c)
-    code_capacity: float = 0.0
-    code_gamma: float = 30.0  # jointvae's MNIST γ
-    code_capacity_steps: int = 25_000  # jointvae's MNIST T
+    code_capacity: float = option(0.0, "C of the code's capacity, nats (0: off; beyond the paper)")
+    code_gamma: float = option(30.0, "γ_c of the code capacity (jointvae's MNIST 30)")
+    code_capacity_steps: int = option(25_000, "T_c, steps for the code capacity to reach C")
 
     def __post_init__(self) -> None:
         if self.vmi_entropy not in ENTROPIES:
@@ -99,7 +100,10 @@ def regularised_part(text: str, config: ModelConfig) -> tuple[int, ...] | None:
     return factors
 
 
+@OBJECTIVES.register("vmi")
 class VMIRegularised(Objective):
+    """Paper 001 eq. 12: the ELBO plus λ times the VMI lower bound on I(ẑ; x̃) (MATH.md §12)."""
+
     Options = VMIObjectiveOptions
     extra_terms = ("mi_vmi", "q_loss")
     stackable = False  # two forward passes per step (eq. 7), not one vmapped forward

@@ -29,6 +29,7 @@ from vaetool.device import check_bytes
 from vaetool.errors import CheckpointError, VaetoolError, marked
 from vaetool.models import VAE, build_model
 from vaetool.store.atomic import write_atomic
+from vaetool.store.model_document import model_document, model_from_document
 
 METADATA_KEY = "vaetool"
 FORMAT = "vaetool.vae"
@@ -54,7 +55,7 @@ class CheckpointInfo:
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "vaetool_version": self.version,
-            "model": self.model.to_dict(),
+            "model": model_document(self.model),
             "data": self.data.to_dict(),
             "train": self.train.to_dict(),
             "summary": self.summary,
@@ -129,11 +130,10 @@ def _check_buffers_match_config(path: Path, model: VAE) -> None:
     sigma2 = getattr(model.likelihood, "sigma2", None)
     if not model.likelihood.sigma2_from_config:
         return  # a learned σ²: the tensors hold the truth, the metadata only its start
-    if isinstance(sigma2, torch.Tensor) and not math.isclose(
-        float(sigma2), model.config.sigma2, rel_tol=1e-6
-    ):
+    stated = model.likelihood.options.sigma2
+    if isinstance(sigma2, torch.Tensor) and not math.isclose(float(sigma2), stated, rel_tol=1e-6):
         raise CheckpointError(
-            f"{path}: its metadata says sigma2 = {model.config.sigma2:g} but its tensors hold "
+            f"{path}: its metadata says sigma2 = {stated:g} but its tensors hold "
             f"{float(sigma2):g}; the file was altered"
         )
 
@@ -189,7 +189,8 @@ def model_tensors(
     objective's and a run state's tensors are left out: analysis needs only the model."""
     if info.format_version == 1:  # no prefix, and no likelihood buffer yet
         if info.model.likelihood == "gaussian":
-            return {**tensors, "likelihood.sigma2": torch.tensor(float(info.model.sigma2))}
+            sigma2 = float(info.model.likelihood_options["sigma2"])
+            return {**tensors, "likelihood.sigma2": torch.tensor(sigma2)}
         return tensors
     n = len(MODEL_PREFIX)
     return {k[n:]: v for k, v in tensors.items() if k.startswith(MODEL_PREFIX)}
@@ -239,7 +240,7 @@ def _info(doc: dict[str, Any], version: int) -> CheckpointInfo:
         if not isinstance(doc.get(key, {}), dict):
             raise ValueError(f"{key} is not a mapping")
     return CheckpointInfo(
-        model=ModelConfig.from_dict(doc["model"]),
+        model=model_from_document(doc["model"]),
         data=DataConfig.from_dict(doc["data"]),
         train=TrainConfig.from_dict(train),
         summary=dict(doc.get("summary", {})),

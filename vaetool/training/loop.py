@@ -19,7 +19,7 @@ from vaetool._version import __version__
 from vaetool.analysis.encode import encode
 from vaetool.analysis.indicators import INFLUENTIAL_THRESHOLD_NATS, factor_information
 from vaetool.analysis.qstar import QStarAccumulator
-from vaetool.config import DataConfig, ModelChoice, ModelConfig, TrainConfig
+from vaetool.config import DataConfig, ModelConfig, TrainConfig
 from vaetool.data import SPLIT_NAMES, ImageData, Split, load_dataset, split_indices
 from vaetool.data.feed import DeviceFeed
 from vaetool.device import check_bytes, resolve_device
@@ -46,17 +46,17 @@ WARN_SPLIT = 100  # images per split below which it warns
 def start_session(
     data_config: DataConfig,
     train_config: TrainConfig,
-    model: ModelChoice | None = None,
+    model: ModelConfig | None = None,
     device: str = "auto",
 ) -> Session:
     """Resolve every config (architecture and shape from the data, lr, the objective's
     options), check sizes, and open a session at epoch 0."""
-    model = model or ModelChoice()
+    model = model or ModelConfig()
     check_choice(model)  # unknown names fail before the data is loaded
     options = resolve_options(train_config.objective, train_config.options)
     data = load_dataset(data_config.spec, subset=data_config.subset, seed=data_config.split_seed)
     shape = tuple(data.shape)
-    model_config = model.resolve(architecture_for_shape(shape), shape)
+    model_config = model.for_data(architecture_for_shape(shape), shape)
     lr = train_config.lr or default_lr(model_config.architecture)
     train_config = replace(train_config, lr=lr, options=options)  # the checkpoint records these
     return open_session(model_config, data_config, train_config, device, data)
@@ -99,7 +99,7 @@ def open_session(
 def train(
     data_config: DataConfig,
     train_config: TrainConfig,
-    model: ModelChoice | None = None,
+    model: ModelConfig | None = None,
     *,
     device: str = "auto",
     on_batch: BatchCallback | None = None,

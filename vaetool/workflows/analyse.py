@@ -14,7 +14,7 @@ no checkpoint. Without a decoder, the ranking alone (prune, traversals and the r
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from vaetool.config import DataConfig, ModelConfig, TrainConfig
 from vaetool.data import ImageData, load_dataset
 from vaetool.device import resolve_device
 from vaetool.errors import ConfigError
-from vaetool.likelihoods import LIKELIHOODS
+from vaetool.likelihoods import build_likelihood
 from vaetool.models.latents import build_latent
 from vaetool.store.checkpoint import CheckpointInfo
 from vaetool.workflows.mi import RankRequest, RankResult, rank_opened
@@ -53,7 +53,9 @@ class CallableModel(nn.Module):
         self.config = config
         self.categories = 0
         self.latent = build_latent(config)
-        self.likelihood = LIKELIHOODS.get("bernoulli")(config)  # no noise to report
+        self.likelihood = build_likelihood(
+            replace(config, likelihood="bernoulli", likelihood_options={})
+        )  # no noise to report
         self.register_buffer("anchor", torch.zeros((), device=device))
 
     def parameters(self, recurse: bool = True) -> Any:  # the analyses ask for a device

@@ -4,8 +4,9 @@ CLI and the docs offer (`vaetool components`). Adding a component to a registry 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, is_dataclass
 
+from vaetool.options import OptionDoc, option_docs
 from vaetool.registry import Registry
 
 
@@ -14,6 +15,7 @@ class Component:
     family: str
     name: str
     doc: str  # the first line of the component's docstring ("" when it has none)
+    options: tuple[OptionDoc, ...] = ()  # what its Options dataclass holds (name, type, default)
 
 
 def families() -> dict[str, Registry]:
@@ -56,8 +58,14 @@ def components(family: str | None = None) -> list[Component]:
     if family is not None and family not in known:
         raise ConfigError(f"{field('family')} {family!r}: expected one of {', '.join(known)}")
     chosen = {family: known[family]} if family else known
-    return [Component(f, name, _first_line(registry.get(name)))
+    return [Component(f, name, _first_line(registry.get(name)), _options(registry.get(name)))
             for f, registry in chosen.items() for name in registry.names()]  # fmt: skip
+
+
+def _options(obj: object) -> tuple[OptionDoc, ...]:
+    """The component's options when it declares an ``Options`` dataclass."""
+    options = getattr(obj, "Options", None)
+    return tuple(option_docs(options)) if is_dataclass(options) else ()
 
 
 def _first_line(obj: object) -> str:

@@ -254,7 +254,7 @@ def model_terms(info: CheckpointInfo) -> dict[str, float]:
     learned σ²_learnt), ``normalised_variance`` β·σ² and ``evlb_normalised``, the same bound
     with σ² replaced by β·σ² (Fig. 4's caption admits either; the SSE is recovered from the
     recon term, eq. 13)."""
-    from vaetool.likelihoods import LIKELIHOODS, evlb, gaussian_sse
+    from vaetool.likelihoods import LIKELIHOODS, evlb, gaussian_sse, options_of
     from vaetool.objectives import OBJECTIVES
 
     out: dict[str, float] = {}
@@ -262,12 +262,13 @@ def model_terms(info: CheckpointInfo) -> dict[str, float]:
     if "val_elbo" in kept:
         out["evlb"] = float(kept["val_elbo"])
     noise = info.summary.get("noise", {})
-    sigma2 = LIKELIHOODS.get(info.model.likelihood).variance_of(info.model, noise)
+    options = options_of(info.model)
+    sigma2 = LIKELIHOODS.get(info.model.likelihood).variance_of(options, noise)
     beta = OBJECTIVES.get(info.train.objective).kl_weight(info.train.options)
     if sigma2 is None or beta is None:
         return out
     out["normalised_variance"] = beta * sigma2
-    if {"val_recon", "val_kl"} <= set(kept) and not info.model.noise_per_pixel:
+    if {"val_recon", "val_kl"} <= set(kept) and not getattr(options, "noise_per_pixel", False):
         d = math.prod(info.model.image_shape)
         sse = gaussian_sse(float(kept["val_recon"]), sigma2, d)
         out["evlb_normalised"] = evlb(sse, float(kept["val_kl"]), beta * sigma2, d)

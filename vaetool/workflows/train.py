@@ -19,10 +19,11 @@ from typing import Any
 import torch
 
 from vaetool import distributed
-from vaetool.config import DataConfig, ModelChoice, TrainConfig
+from vaetool.config import DataConfig, ModelConfig, TrainConfig
 from vaetool.device import configure_threads
 from vaetool.errors import CheckpointError, ConfigError
 from vaetool.objectives import resolve_options
+from vaetool.options import option_names
 from vaetool.training.ensemble import StackEpochCallback, fit_stack, stack_sessions
 from vaetool.training.loop import (
     finish_session,
@@ -56,7 +57,7 @@ class TrainRequest:
     out: Path = Path("vaetool-run")
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    model: ModelChoice = field(default_factory=ModelChoice)
+    model: ModelConfig = field(default_factory=ModelConfig)
     threads: int | None = None  # CPU threads for torch (None: torch's default)
     force: bool = False
     device: str = "auto"
@@ -133,11 +134,11 @@ def train_seeds(
         return _run_stack(sessions, runs, on_batch, on_epoch)
 
 
-def _check_stackable(model: ModelChoice, objective: str) -> None:
+def _check_stackable(model: ModelConfig, objective: str) -> None:
     """A likelihood that updates its noise from each batch (σ̂², EM) holds per-model buffers a
     stack of models cannot share, and an objective with two passes per step (vmi) is not one
     vmapped forward: both refused before anything is written."""
-    from vaetool.likelihoods import LIKELIHOODS
+    from vaetool.likelihoods import LIKELIHOODS, options_of
     from vaetool.objectives import OBJECTIVES
 
     if model.temperature_rate > 0:
@@ -154,8 +155,8 @@ def _check_stackable(model: ModelChoice, objective: str) -> None:
         )
 
     kind = LIKELIHOODS.get(model.likelihood)
-    if kind(model.resolve("mlp", (1, 1, 1))).fits_noise:
-        other = ", or ‹noise_fit› gradient" if "noise_fit" in kind.options else ""
+    if kind(options_of(model), (1, 1, 1)).fits_noise:
+        other = ", or ‹noise_fit› gradient" if "noise_fit" in option_names(kind.Options) else ""
         raise ConfigError(
             f"‹seeds› with ‹likelihood› {model.likelihood}: its noise is fitted from each batch "
             "in closed form, which models trained as one stack cannot share; train the seeds "
@@ -286,23 +287,32 @@ def _stopped(stop: Diverged | Interrupted, run: RunFolder) -> Diverged | Interru
 DATA_KEYS = {"data": "spec", "subset": "subset", "split_seed": "split_seed"}
 TRAIN_KEYS = ("objective", "epochs", "batch_size", "lr", "seed", "keep", "precision", "graph")
 RUN_KEYS = ("out", "force", "device", "threads", "seeds")
-MODEL_ALIASES = {"latent_categorical": "categories"}  # flag name -> ModelChoice field
+MODEL_ALIASES = {"latent_categorical": "categories"}  # flag name -> ModelConfig field
+CHOSEN_BY_DATA = ("architecture", "image_shape", "likelihood_options", "latent")
 
 
 def train_request(settings: dict[str, Any], config_file: Path | None = None) -> TrainRequest:
     """A request from ``--config FILE`` (TOML or JSON, option names with - or _) overridden by
-    ``settings`` (the flags given; None = not given). Model keys are ModelChoice's fields,
+    ``settings`` (the flags given; None = not given). Model keys are ModelConfig's fields,
     data keys data/subset/split_seed, training keys objective/epochs/batch_size/lr/seed/keep,
-    run keys out/force/device/threads; every other key is an option of the objective, checked
-    by it (one that does not apply is an error naming the flag)."""
+    run keys out/force/device/threads; a key of the chosen likelihood's Options is its option;
+    every other key is an option of the objective, checked by it (one that does not apply is
+    an error naming the flag)."""
+    from vaetool.likelihoods import LIKELIHOODS, resolve_likelihood_options
+
     merged = read_config_file(config_file) if config_file is not None else {}
     merged.update({k: v for k, v in settings.items() if v is not None})
     for flag, name in MODEL_ALIASES.items():
         if flag in merged:
             merged[name] = merged.pop(flag)
-    model_keys = {f.name for f in fields(ModelChoice)}
+    model_keys = {f.name for f in fields(ModelConfig)} - set(CHOSEN_BY_DATA)
     data = {DATA_KEYS[k]: merged.pop(k) for k in list(merged) if k in DATA_KEYS}
     model = {k: merged.pop(k) for k in list(merged) if k in model_keys}
+    likelihood = str(model.get("likelihood", ModelConfig.likelihood))
+    owned = set(option_names(LIKELIHOODS.get(likelihood).Options))
+    raw = {k: merged.pop(k) for k in list(merged) if k in owned}
+    _refuse_other_likelihoods(likelihood, merged)
+    model["likelihood_options"] = resolve_likelihood_options(likelihood, raw)
     train = {k: merged.pop(k) for k in list(merged) if k in TRAIN_KEYS}
     run = {k: merged.pop(k) for k in list(merged) if k in RUN_KEYS}
     if "out" in run:
@@ -313,26 +323,40 @@ def train_request(settings: dict[str, Any], config_file: Path | None = None) -> 
             raise ConfigError("‹seed› and ‹seeds›: give one (‹seeds› trains several at once)")
     train_config = TrainConfig(options=merged, **train)
     resolve_options(train_config.objective, merged)  # an option that does not apply fails now
-    choice = ModelChoice(**model)
+    choice = ModelConfig(**model)
     check_objective_fits(train_config.objective, choice, train_config.options)
     return TrainRequest(data=DataConfig(**data), train=train_config, model=choice, **run)
 
 
 def check_objective_fits(
-    objective: str, model: ModelChoice, options: dict[str, Any] | None = None
+    objective: str, model: ModelConfig, options: dict[str, Any] | None = None
 ) -> None:
     """An objective whose loss leaves out a categorical code's KL (β-TCVAE) is refused for a
     model with one, and options that do not fit the model (a regularised factor it lacks),
     before anything is written."""
     from vaetool.objectives import OBJECTIVES
 
-    OBJECTIVES.get(objective).check_model(options or {}, model.resolve("mlp", (1, 1, 1)))
+    OBJECTIVES.get(objective).check_model(options or {}, model.for_data("mlp", (1, 1, 1)))
     if model.categories and not OBJECTIVES.get(objective).supports_code:
         codes = ", ".join(n for n in OBJECTIVES.names() if OBJECTIVES.get(n).supports_code)
         raise ConfigError(
             f"‹objective› {objective} with ‹categories› {model.categories}: its loss "
             f"decomposes the Gaussian KL only; a categorical code trains with {codes}"
         )
+
+
+def _refuse_other_likelihoods(chosen: str, settings: dict[str, Any]) -> None:
+    """An option of a likelihood other than the chosen one is refused, naming its options."""
+    from vaetool.likelihoods import LIKELIHOODS
+
+    others = {n for name in LIKELIHOODS for n in option_names(LIKELIHOODS.get(name).Options)}
+    for key in settings:
+        if key in others:
+            mine = option_names(LIKELIHOODS.get(chosen).Options)
+            valid = ", ".join(f"‹{o}›" for o in sorted(mine)) or "none"
+            raise ConfigError(
+                f"‹{key}› does not apply to ‹likelihood› {chosen} (its options: {valid})"
+            )
 
 
 MAX_SEEDS = 64  # models in one stack
