@@ -38,11 +38,11 @@ def test_help_copies_no_list_of_names(cli, command: tuple[str, ...]) -> None:
 
 
 def _optioned() -> list[tuple[str, str, str]]:
-    """(family, component, option) for every option of every registered objective and
-    likelihood (the families whose components take options)."""
+    """(family, component, option) for every option of every registered objective, likelihood
+    and encoder (the families whose components take options)."""
     from dataclasses import fields
 
-    return [(family, name, f.name) for family in ("objective", "likelihood")
+    return [(family, name, f.name) for family in ("objective", "likelihood", "encoder")
             for name in families()[family].names()
             for f in fields(families()[family].get(name).Options)]  # fmt: skip
 
@@ -60,7 +60,8 @@ def test_every_component_option_is_reachable(family: str, name: str, option: str
     assert default.metadata.get("doc"), f"{name}.{option} has no doc"
     value = default.default if default.default is not None else 1.0
     request = train_request({family: name, option: value})
-    held = request.train.options if family == "objective" else request.model.likelihood_options
+    held = (request.train.options if family == "objective"
+            else getattr(request.model, f"{family}_options"))  # fmt: skip
     assert held[option] == value
 
 

@@ -86,7 +86,8 @@ class ModelConfig(_DictConfig):
     """What rebuilds a VAE. ``architecture`` and ``image_shape`` are None in a model the user
     chooses before the data is read: :meth:`for_data` fills them (the architecture from the
     image shape, paper 000's appendix). Each component is a registry name and, where it takes
-    options, its resolved options (the likelihood's: ``likelihood_options``)."""
+    options, its resolved options (``likelihood_options``, ``encoder_options``: the dicts of
+    their ``Options`` dataclasses, vaetool.options)."""
 
     architecture: str | None = None  # registry name in vaetool.models: conv28, conv32, conv64, mlp
     image_shape: tuple[int, int, int] | None = None  # (C, H, W) of the training images
@@ -95,8 +96,7 @@ class ModelConfig(_DictConfig):
     likelihood_options: dict[str, Any] = field(default_factory=dict)  # the likelihood's Options
     hidden: int = 256  # width of the fully connected layer (paper 000: FC 256)
     encoder: str = "paper"  # registry name in vaetool.models.ENCODERS: paper or split
-    split_width: int = 256  # split encoder: width of each factor's own layers (paper 003 §4.2)
-    split_depth: int = 1  # split encoder: hidden layers each factor owns before its head
+    encoder_options: dict[str, Any] = field(default_factory=dict)  # the encoder's Options
     latent: str | None = None  # vaetool.models.latents.LATENTS; None: from noise_corr
     noise_corr: float = 0.0  # ρ of the equicorrelated reparameterisation noise (paper 003 eq. 13)
     categories: int = 0  # K of a categorical code beside the Gaussian factors (paper 001 §4.2)
@@ -110,9 +110,8 @@ class ModelConfig(_DictConfig):
         check_categories(self.categories, self.temperature, self.temperature_rate)
         if self.latents < 1:
             raise ConfigError(f"‹latents› {self.latents}: expected a positive integer")
-        for name in ("hidden", "split_width", "split_depth"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} {getattr(self, name)}: expected a positive integer")
+        if self.hidden < 1:
+            raise ConfigError(f"hidden {self.hidden}: expected a positive integer")
         if not (math.isfinite(self.noise_corr) and 0 <= self.noise_corr < 1):
             raise ConfigError(f"‹noise_corr› {self.noise_corr}: expected ρ in [0, 1)")
         if (self.noise_corr > 0) != (self.latent == "correlated"):
@@ -131,9 +130,10 @@ class ModelConfig(_DictConfig):
         """This model for data of ``image_shape`` with the network ``architecture``."""
         return replace(self, architecture=architecture, image_shape=tuple(image_shape))
 
-    def __hash__(self) -> int:  # likelihood_options is a dict: hash its sorted items
-        items = tuple(sorted(self.likelihood_options.items()))
-        return hash((self.architecture, self.image_shape, self.latents, self.likelihood, items))
+    def __hash__(self) -> int:  # the options are dicts: hash their sorted items
+        options = (tuple(sorted(self.likelihood_options.items())),
+                   tuple(sorted(self.encoder_options.items())))  # fmt: skip
+        return hash((self.architecture, self.image_shape, self.latents, self.likelihood, options))
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,9 @@ K = 10
 
 def _model(encoder: str = "paper", architecture: str = "conv28") -> torch.nn.Module:
     torch.manual_seed(0)
+    wide = {"split_width": 16} if encoder == "split" else {}
     config = ModelConfig(architecture, (1, 28, 28), latents=6, categories=K, encoder=encoder,
-                         split_width=16)  # fmt: skip
+                         encoder_options=wide)  # fmt: skip
     return build_model(config).double().eval()
 
 

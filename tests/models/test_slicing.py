@@ -25,8 +25,7 @@ def _config(arch: str, encoder: str, latent: str) -> ModelConfig:
         latents=H,
         hidden=24,
         encoder=encoder,
-        split_width=8,
-        split_depth=2,
+        encoder_options={"split_width": 8, "split_depth": 2} if encoder == "split" else {},
         latent=latent,
         noise_corr=LATENT_CHOICES[latent],
     )

@@ -116,7 +116,12 @@ def test_foreign_networks_have_no_split_form(arch: str) -> None:
 def test_build_split_model_every_architecture(arch: str, depth: int) -> None:
     shape = SHAPES[arch]
     config = ModelConfig(
-        arch, shape, latents=6, hidden=32, encoder="split", split_width=16, split_depth=depth
+        arch,
+        shape,
+        latents=6,
+        hidden=32,
+        encoder="split",
+        encoder_options={"split_width": 16, "split_depth": depth},
     )
     model = build_model(config)
     assert isinstance(model.encoder, SplitEncoder)

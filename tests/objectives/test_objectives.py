@@ -188,7 +188,9 @@ def test_every_objective_lowers_its_loss_and_reports_its_terms(
     name: str, encoder: str, batch
 ) -> None:
     torch.manual_seed(10)
-    config = ModelConfig("mlp", (1, 8, 8), latents=4, hidden=32, encoder=encoder, split_width=16)
+    wide = {"split_width": 16} if encoder == "split" else {}
+    config = ModelConfig("mlp", (1, 8, 8), latents=4, hidden=32, encoder=encoder,
+                         encoder_options=wide)  # fmt: skip
     model = build_model(config)
     objective = build_objective(name, {}, model, TrainContext(64, 1, 3e-3, CPU))
     losses = [float(objective.train_step(batch)["loss"]) for _ in range(40)]

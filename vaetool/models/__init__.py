@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 from torch import nn
 
 from vaetool.config import ModelConfig
-from vaetool.likelihoods import options_of
+from vaetool.errors import ConfigError
+from vaetool.likelihoods import LIKELIHOODS, options_of
 from vaetool.models import foreign
 from vaetool.models.conv import ConvDecoder, ConvEncoder, conv_trunk
 from vaetool.models.mlp import MLPDecoder, MLPEncoder, mlp_trunk
 from vaetool.models.split import SplitEncoder
 from vaetool.models.vae import VAE, VAEOutput
+from vaetool.options import NoOptions, make_options, option
 from vaetool.registry import Registry
 
 __all__ = [
@@ -44,9 +47,8 @@ class Architecture:
 
 ARCHITECTURES: Registry[Architecture] = Registry("architecture")
 # An encoder kind builds the encoder from an architecture and a config (--encoder).
-ENCODERS: Registry[Callable[[Architecture, ModelConfig], nn.Module]] = Registry(
-    "encoder", "‹encoder›"
-)
+EncoderKind = Callable[[Architecture, ModelConfig], nn.Module]
+ENCODERS: Registry[EncoderKind] = Registry("encoder", "‹encoder›")
 
 # Conv channel stacks from paper 000's appendix table, keyed by architecture name.
 _CONV_CHANNELS = {"conv28": (32, 32), "conv32": (32, 32, 64, 64), "conv64": (32, 32, 64, 64)}
@@ -98,17 +100,39 @@ for _name in foreign.PYTHAE_CONV_SHAPES:
     )
 
 
-@ENCODERS.register("paper")
+@dataclass(frozen=True)
+class SplitOptions:
+    split_width: int = option(256, "width of each factor's own layers (paper 003 §4.2)")
+    split_depth: int = option(1, "hidden layers each factor owns before its head")
+
+    def __post_init__(self) -> None:
+        for name in ("split_width", "split_depth"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"‹{name}› {getattr(self, name)}: expected a positive integer")
+
+
+def encoder(name: str, options: type = NoOptions) -> Callable[[EncoderKind], EncoderKind]:
+    """Decorator: ``@encoder("name", Options)`` registers an encoder builder with its options."""
+
+    def add(build: EncoderKind) -> EncoderKind:
+        build.Options = options  # type: ignore[attr-defined]
+        return ENCODERS.register(name)(build)
+
+    return add
+
+
+@encoder("paper")
 def _paper_encoder(architecture: Architecture, config: ModelConfig) -> nn.Module:
     """The papers' encoder: shared layers to one linear (mu, logvar) head (paper 000, App.)."""
     return architecture.paper_encoder(config)
 
 
-@ENCODERS.register("split")
+@encoder("split", SplitOptions)
 def _split_encoder(architecture: Architecture, config: ModelConfig) -> nn.Module:
     """Paper 003 §4.2: the shared trunk, then per-factor layers batched as one einsum layer."""
     trunk, features = architecture.trunk(config)
-    return SplitEncoder(trunk, features, config)
+    options = encoder_options("split", config.encoder_options)
+    return SplitEncoder(trunk, features, config, options.split_width, options.split_depth)
 
 
 def architecture_for_shape(image_shape: tuple[int, int, int]) -> str:
@@ -129,7 +153,29 @@ def build_model(config: ModelConfig) -> VAE:
 
 
 def check_choice(model: ModelConfig) -> None:
-    """A chosen model's registry names (likelihood, encoder) and the likelihood's options
-    checked without building anything (ranges are checked by the config itself)."""
+    """A chosen model's registry names (likelihood, encoder) and their options checked without
+    building anything (ranges are checked by the config itself)."""
     options_of(model)
-    ENCODERS.get(model.encoder)
+    encoder_options(model.encoder, model.encoder_options)
+
+
+def encoder_options(name: str, raw: dict[str, Any]) -> Any:
+    """The encoder ``name``'s Options from ``raw`` (defaults for what is absent), checked."""
+    return make_options("encoder", name, ENCODERS.get(name).Options, raw)  # type: ignore[attr-defined]
+
+
+# The model's components that take options, by family: ModelConfig.<family> names the chosen
+# one and ModelConfig.<family>_options holds its resolved options.
+MODEL_COMPONENTS: dict[str, Registry[Any]] = {"likelihood": LIKELIHOODS, "encoder": ENCODERS}
+
+
+def option_fields(family: str, name: str) -> dict[str, str]:
+    """The options of component ``name`` of ``family``: name -> type."""
+    options = MODEL_COMPONENTS[family].get(name).Options  # type: ignore[attr-defined]
+    return {f.name: str(f.type) for f in fields(options)}
+
+
+def resolve_component_options(family: str, name: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """The component's options with defaults filled in, as the dict a ModelConfig stores."""
+    options = MODEL_COMPONENTS[family].get(name).Options  # type: ignore[attr-defined]
+    return asdict(make_options(family, name, options, raw))

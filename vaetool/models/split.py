@@ -56,10 +56,12 @@ class SplitEncoder(nn.Module):
     """Shared ``trunk`` (its output has ``features`` numbers), then :class:`SplitHeads`; a
     categorical code's K logits come from one linear layer on the shared features."""
 
-    def __init__(self, trunk: nn.Module, features: int, config: ModelConfig) -> None:
+    def __init__(
+        self, trunk: nn.Module, features: int, config: ModelConfig, width: int, depth: int
+    ) -> None:
         super().__init__()
         self.features = trunk
-        self.split = SplitHeads(features, config.latents, config.split_width, config.split_depth)
+        self.split = SplitHeads(features, config.latents, width, depth)
         self.code = nn.Linear(features, config.categories) if config.categories else None
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -1,11 +1,12 @@
 """How a model config is written in a checkpoint's metadata: one flat table, as the first
-releases wrote it — the likelihood's options beside the model's own fields.
+releases wrote it — each component's options beside the model's own fields.
 
-In memory a :class:`ModelConfig` holds the likelihood's options as its own table
-(``likelihood_options``); on disk they sit flat (``"sigma2": 0.01`` next to ``"latents"``), so
-checkpoints read by earlier releases and by other tools keep their shape. Checkpoints written
-before the likelihoods owned their options carry every likelihood's options (a Bernoulli model's
-``sigma2``, ``noise_fit`` …): those of other likelihoods are dropped when read.
+In memory a :class:`ModelConfig` holds the options of its likelihood and encoder as their own
+tables (``likelihood_options``, ``encoder_options``); on disk they sit flat (``"sigma2": 0.01``
+and ``"split_width": 256`` next to ``"latents"``), so checkpoints keep the shape earlier releases
+and other tools read. Checkpoints written before the components owned their options carry every
+component's options (a Bernoulli model's ``sigma2``, a paper encoder's ``split_width`` …): those
+of components other than the model's are type-checked and dropped when read.
 """
 
 from __future__ import annotations
@@ -15,46 +16,45 @@ from typing import Any
 
 from vaetool.config import ModelConfig
 from vaetool.errors import ConfigError
-from vaetool.likelihoods import LIKELIHOODS, resolve_likelihood_options
+from vaetool.models import MODEL_COMPONENTS, option_fields, resolve_component_options
 from vaetool.options import type_ok
+
+OWN = {f.name for f in fields(ModelConfig)} - {f"{family}_options" for family in MODEL_COMPONENTS}
 
 
 def model_document(config: ModelConfig) -> dict[str, Any]:
     """The flat table a checkpoint stores for ``config``."""
     flat = config.to_dict()
-    options = flat.pop("likelihood_options")
-    return {**flat, **options}
+    for family in MODEL_COMPONENTS:
+        flat.update(flat.pop(f"{family}_options"))
+    return flat
 
 
 def model_from_document(raw: dict[str, Any]) -> ModelConfig:
     """The model config of a checkpoint's flat table (every field checked)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"ModelConfig: expected a mapping, got {type(raw).__name__}")
-    own = {f.name for f in fields(ModelConfig)} - {"likelihood_options"}
-    model = {k: v for k, v in raw.items() if k in own}
-    rest = {k: v for k, v in raw.items() if k not in own}
-    name = model.get("likelihood", ModelConfig.likelihood)
-    if not isinstance(name, str):
-        raise ConfigError(f"likelihood {name!r}: expected str")
-    mine = {f.name for f in fields(LIKELIHOODS.get(name).Options)}
-    legacy = _legacy_options()
-    unknown = sorted(set(rest) - mine - set(legacy))
-    if unknown:
-        raise ConfigError(
-            f"ModelConfig: unknown key {unknown[0]!r}; expected some of "
-            f"{', '.join(sorted(own | mine))}"
+    model = {k: v for k, v in raw.items() if k in OWN}
+    rest = {k: v for k, v in raw.items() if k not in OWN}
+    for family in MODEL_COMPONENTS:
+        name = model.get(family, getattr(ModelConfig, family))
+        if not isinstance(name, str):
+            raise ConfigError(f"{family} {name!r}: expected str")
+        mine = option_fields(family, name)
+        model[f"{family}_options"] = resolve_component_options(
+            family, name, {k: rest.pop(k) for k in list(rest) if k in mine}
         )
-    for key, value in rest.items():  # another likelihood's option, as older writers kept it
-        if key not in mine and not type_ok(value, legacy[key]):
+    legacy = _all_options()
+    for key, value in rest.items():  # another component's option, as older writers kept it
+        if key not in legacy:
+            raise ConfigError(f"ModelConfig: unknown key {key!r}; expected some of "
+                              f"{', '.join(sorted(OWN))} and the components' options")  # fmt: skip
+        if not type_ok(value, legacy[key]):
             raise ConfigError(f"{key} {value!r}: expected {legacy[key]}")
-    options = {k: v for k, v in rest.items() if k in mine}
-    return ModelConfig.from_dict(
-        {**model, "likelihood_options": resolve_likelihood_options(name, options)}
-    )
+    return ModelConfig.from_dict(model)
 
 
-def _legacy_options() -> dict[str, str]:
-    """Every likelihood's option names with their types."""
-    return {
-        f.name: str(f.type) for name in LIKELIHOODS for f in fields(LIKELIHOODS.get(name).Options)
-    }
+def _all_options() -> dict[str, str]:
+    """Every option of every registered model component, with its type."""
+    return {option: hint for family, registry in MODEL_COMPONENTS.items() for name in registry
+            for option, hint in option_fields(family, name).items()}  # fmt: skip

@@ -22,6 +22,7 @@ from vaetool import distributed
 from vaetool.config import DataConfig, ModelConfig, TrainConfig
 from vaetool.device import configure_threads
 from vaetool.errors import CheckpointError, ConfigError
+from vaetool.models import MODEL_COMPONENTS, option_fields, resolve_component_options
 from vaetool.objectives import resolve_options
 from vaetool.options import option_names
 from vaetool.training.ensemble import StackEpochCallback, fit_stack, stack_sessions
@@ -288,17 +289,17 @@ DATA_KEYS = {"data": "spec", "subset": "subset", "split_seed": "split_seed"}
 TRAIN_KEYS = ("objective", "epochs", "batch_size", "lr", "seed", "keep", "precision", "graph")
 RUN_KEYS = ("out", "force", "device", "threads", "seeds")
 MODEL_ALIASES = {"latent_categorical": "categories"}  # flag name -> ModelConfig field
-CHOSEN_BY_DATA = ("architecture", "image_shape", "likelihood_options", "latent")
+CHOSEN_BY_DATA = ("architecture", "image_shape", "likelihood_options", "encoder_options", "latent")
 
 
 def train_request(settings: dict[str, Any], config_file: Path | None = None) -> TrainRequest:
     """A request from ``--config FILE`` (TOML or JSON, option names with - or _) overridden by
     ``settings`` (the flags given; None = not given). Model keys are ModelConfig's fields,
     data keys data/subset/split_seed, training keys objective/epochs/batch_size/lr/seed/keep,
-    run keys out/force/device/threads; a key of the chosen likelihood's Options is its option;
+    run keys out/force/device/threads; a key of the chosen likelihood's or encoder's Options is
+    its option;
     every other key is an option of the objective, checked by it (one that does not apply is
     an error naming the flag)."""
-    from vaetool.likelihoods import LIKELIHOODS, resolve_likelihood_options
 
     merged = read_config_file(config_file) if config_file is not None else {}
     merged.update({k: v for k, v in settings.items() if v is not None})
@@ -308,11 +309,12 @@ def train_request(settings: dict[str, Any], config_file: Path | None = None) -> 
     model_keys = {f.name for f in fields(ModelConfig)} - set(CHOSEN_BY_DATA)
     data = {DATA_KEYS[k]: merged.pop(k) for k in list(merged) if k in DATA_KEYS}
     model = {k: merged.pop(k) for k in list(merged) if k in model_keys}
-    likelihood = str(model.get("likelihood", ModelConfig.likelihood))
-    owned = set(option_names(LIKELIHOODS.get(likelihood).Options))
-    raw = {k: merged.pop(k) for k in list(merged) if k in owned}
-    _refuse_other_likelihoods(likelihood, merged)
-    model["likelihood_options"] = resolve_likelihood_options(likelihood, raw)
+    for family in MODEL_COMPONENTS:  # the chosen likelihood's and encoder's options by name
+        name = str(model.get(family, getattr(ModelConfig, family)))
+        owned = option_fields(family, name)
+        raw = {k: merged.pop(k) for k in list(merged) if k in owned}
+        model[f"{family}_options"] = resolve_component_options(family, name, raw)
+    _refuse_other_components(model, merged)
     train = {k: merged.pop(k) for k in list(merged) if k in TRAIN_KEYS}
     run = {k: merged.pop(k) for k in list(merged) if k in RUN_KEYS}
     if "out" in run:
@@ -345,18 +347,17 @@ def check_objective_fits(
         )
 
 
-def _refuse_other_likelihoods(chosen: str, settings: dict[str, Any]) -> None:
-    """An option of a likelihood other than the chosen one is refused, naming its options."""
-    from vaetool.likelihoods import LIKELIHOODS
-
-    others = {n for name in LIKELIHOODS for n in option_names(LIKELIHOODS.get(name).Options)}
-    for key in settings:
-        if key in others:
-            mine = option_names(LIKELIHOODS.get(chosen).Options)
-            valid = ", ".join(f"‹{o}›" for o in sorted(mine)) or "none"
-            raise ConfigError(
-                f"‹{key}› does not apply to ‹likelihood› {chosen} (its options: {valid})"
-            )
+def _refuse_other_components(model: dict[str, Any], settings: dict[str, Any]) -> None:
+    """An option of a likelihood or encoder other than the chosen one is refused, naming the
+    chosen one's options."""
+    for family, registry in MODEL_COMPONENTS.items():
+        others = {o for name in registry for o in option_fields(family, name)}
+        for key in settings:
+            if key in others:
+                chosen = str(model.get(family, getattr(ModelConfig, family)))
+                valid = ", ".join(f"‹{o}›" for o in sorted(option_fields(family, chosen)))
+                raise ConfigError(f"‹{key}› does not apply to ‹{family}› {chosen} (its options: "
+                                  f"{valid or 'none'})")  # fmt: skip
 
 
 MAX_SEEDS = 64  # models in one stack
