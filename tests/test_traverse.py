@@ -13,7 +13,7 @@ from vaetool.analysis.traversal import sweep_change
 from vaetool.analysis.traversal_plan import TraversalPlan
 from vaetool.report.images import BLOCK_GAP_PX, LABEL_PX, SEPARATOR_PX
 from vaetool.report.traversal_sheets import factor_sheet
-from vaetool.workflows import RankRequest, open_source, rank_opened, traverse_opened
+from vaetool.workflows import RankRequest, decode_traversal, open_source, rank
 
 CELL = 56  # 28 px MNIST at the default scale 2
 GAP, SEP = BLOCK_GAP_PX, SEPARATOR_PX
@@ -37,8 +37,8 @@ def _block_height(seeds: int, cell: int = CELL) -> int:
 
 def test_lowest_information_factor_barely_changes_the_images(checkpoint: Path) -> None:
     source = open_source(checkpoint, "cpu")
-    ranking = rank_opened(source, RankRequest(checkpoint)).ranking
-    traversal = traverse_opened(source, TraversalPlan(top=16), ranking)
+    ranking = rank(RankRequest(checkpoint), None, source).ranking
+    traversal = decode_traversal(source, TraversalPlan(top=16), ranking)
     change = sweep_change(traversal.images)  # (16,), most informative factor first
     assert traversal.factors[0] == int(ranking.order[0])
     assert traversal.factors[-1] == int(ranking.order[-1])
@@ -50,8 +50,8 @@ def test_default_sheet_shows_influential_factors_by_information_with_pulse_plot(
     checkpoint: Path, tmp_path: Path, cli
 ) -> None:
     source = open_source(checkpoint, "cpu")
-    ranking = rank_opened(source, RankRequest(checkpoint)).ranking
-    traversal = traverse_opened(source, TraversalPlan(), ranking)
+    ranking = rank(RankRequest(checkpoint), None, source).ranking
+    traversal = decode_traversal(source, TraversalPlan(), ranking)
     expected = [int(h) for h in ranking.order if ranking.mi[h] > 0.5]
     assert list(traversal.factors) == expected and expected
     assert list(traversal.mi) == sorted(traversal.mi, reverse=True)
@@ -110,9 +110,9 @@ def test_pair_grid_size(checkpoint: Path, cli) -> None:
 
 def test_relative_traversal_is_centred_on_each_seed(trained_run: Path) -> None:
     source = open_source(trained_run / "model.safetensors", "cpu")
-    ranking = rank_opened(source, RankRequest(source.path)).ranking
+    ranking = rank(RankRequest(source.path), None, source).ranking
     plan = TraversalPlan(factors=(2, 5), seed_indices=(4, 0, 9), relative=True, steps=5)
-    traversal = traverse_opened(source, plan, ranking)
+    traversal = decode_traversal(source, plan, ranking)
     assert traversal.seed_rows == (4, 0, 9) and traversal.images.shape == (2, 3, 5, 1, 28, 28)
     centre = traversal.values.mean(dim=-1)  # (F, S)
     assert (centre - traversal.seed_mu[:, [2, 5]].T).abs().max() < 1e-5

@@ -12,10 +12,9 @@ from vaetool.workflows.mi import (
     RankResult,
     fit,
     rank,
-    rank_opened,
     rank_posterior,
 )
-from vaetool.workflows.prune import TASKS, PruneRequest, PruneResult, prune, prune_opened
+from vaetool.workflows.prune import TASKS, PruneRequest, PruneResult, prune
 from vaetool.workflows.quickstart import QuickstartRequest, QuickstartResult, quickstart
 from vaetool.workflows.report import ReportRequest, build_report
 from vaetool.workflows.source import Points, Source, open_source
@@ -28,7 +27,7 @@ from vaetool.workflows.train import (
     train_run,
     train_seeds,
 )
-from vaetool.workflows.traverse import TraverseRequest, TraverseResult, traverse, traverse_opened
+from vaetool.workflows.traverse import TraverseRequest, TraverseResult, decode_traversal, traverse
 
 __all__ = [
     "TASKS",
@@ -48,13 +47,12 @@ __all__ = [
     "TraverseRequest",
     "TraverseResult",
     "build_report",
+    "decode_traversal",
     "fit",
     "open_source",
     "prune",
-    "prune_opened",
     "quickstart",
     "rank",
-    "rank_opened",
     "rank_posterior",
     "read_info",
     "resume_run",
@@ -63,5 +61,4 @@ __all__ = [
     "train_run",
     "train_seeds",
     "traverse",
-    "traverse_opened",
 ]

@@ -31,11 +31,11 @@ from vaetool.errors import ConfigError
 from vaetool.likelihoods import build_likelihood
 from vaetool.models.latents import build_latent
 from vaetool.store.checkpoint import CheckpointInfo
-from vaetool.workflows.mi import RankRequest, RankResult, rank_opened
-from vaetool.workflows.prune import PruneRequest, prune_opened
-from vaetool.workflows.report import prepare_report_dir, report_opened
+from vaetool.workflows.mi import RankRequest, RankResult, rank
+from vaetool.workflows.prune import PruneRequest, prune
+from vaetool.workflows.report import prepare_report_dir, write_report
 from vaetool.workflows.source import Points, Source
-from vaetool.workflows.traverse import traverse_opened
+from vaetool.workflows.traverse import decode_traversal
 
 Encoder = Callable[[Tensor], Any]  # x -> (mu, logvar), each (B, H)
 Decoder = Callable[[Tensor], Tensor]  # z (B, H) -> mean images (B, C, H, W) or (B, C·H·W)
@@ -141,15 +141,15 @@ def analyse(
     source = _CallableSource(name, target, model=model, info=info)  # type: ignore[arg-type]
     source._data[None] = images
     points = Points(split=split, samples=samples)
-    ranked = rank_opened(source, RankRequest(source.path, points, estimators=estimators))
+    ranked = rank(RankRequest(source.path, points, estimators=estimators), None, source)
     if decoder is None:
         return AnalysisResult(ranked)
-    table = prune_opened(source, PruneRequest(source.path, top=top, points=points),
-                         ranked.ranking).table  # fmt: skip
+    table = prune(PruneRequest(source.path, top=top, points=points), None, source,
+                  ranked.ranking).table  # fmt: skip
     plan = TraversalPlan(top=min(8, config.latents))
-    traversal = traverse_opened(source, plan, ranked.ranking)
+    traversal = decode_traversal(source, plan, ranked.ranking)
     report = None
     if out is not None:
         folder = prepare_report_dir(Path(out), force)
-        report = report_opened(source, folder, ranked)
+        report = write_report(source, folder, ranked)
     return AnalysisResult(ranked, table, traversal, report)  # type: ignore[arg-type]

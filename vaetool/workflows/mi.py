@@ -124,30 +124,18 @@ class RankResult:
         return summary
 
 
-def fit(request: FitRequest, progress: Progress | None = None) -> FitResult:
-    """Fit q* in one streamed pass and write ``<stem>.qstar.safetensors`` beside the source."""
-    QSTAR_VARIANTS.get(request.variant)
-    source = open_source(request.source, request.device)
-    return fit_saved(source, request.points, request.variant, progress)
-
-
-def fit_saved(
-    source: Source, points: Points, variant: str, progress: Progress | None = None
+def fit(
+    request: FitRequest, progress: Progress | None = None, source: Source | None = None
 ) -> FitResult:
-    """q* of an opened source, written to its sidecar."""
-    qstar, record, _ = fit_opened(source, points, variant, False, progress)
+    """Fit q* in one streamed pass and write ``<stem>.qstar.safetensors`` beside the source
+    (``source``: the request's file, already opened by a caller that reuses it)."""
+    QSTAR_VARIANTS.get(request.variant)
+    source = source or open_source(request.source, request.device)
+    qstar, record, _, _ = _pass(source, request.points, request.variant, False, progress)
     path = sidecar_path(source.path)
     if distributed.is_main():  # torchrun: every rank holds the same q*; rank 0 writes it
         save_sidecar(path, qstar, record)
     return FitResult(qstar, record, path)
-
-
-def fit_opened(
-    source: Source, points: Points, variant: str, keep: bool, progress: Progress | None
-) -> tuple[QStar, FitRecord, Posterior | None]:
-    """q* of an opened source in one pass (keeping the posterior when ``keep``)."""
-    qstar, record, posterior, _ = _pass(source, points, variant, keep, progress)
-    return qstar, record, posterior
 
 
 def _pass(
@@ -166,18 +154,14 @@ def _pass(
     return accumulator.finalize(variant), record, posterior, info
 
 
-def rank(request: RankRequest, progress: Progress | None = None) -> RankResult:
-    """Open the source, then :func:`rank_opened`."""
-    request.check()
-    return rank_opened(open_source(request.source, request.device), request, progress)
-
-
-def rank_opened(
-    source: Source, request: RankRequest, progress: Progress | None = None
+def rank(
+    request: RankRequest, progress: Progress | None = None, source: Source | None = None
 ) -> RankResult:
-    """Rank an opened source: reuse a matching sidecar, else fit q* in the one pass that also
-    keeps the posterior when an estimator needs it."""
+    """Rank the factors of ``request.source`` (``source``: already opened by a caller that
+    reuses it): reuse a matching sidecar, else fit q* in the one pass that also keeps the
+    posterior when an estimator needs it. The request is checked once, before any file."""
     request.check()
+    source = source or open_source(request.source, request.device)
     if not source.is_checkpoint:
         request.points.check_for_posterior_file(source.path)
     noise_corr = source.info.model.noise_corr if source.info is not None else 0.0

@@ -42,7 +42,7 @@ from vaetool.models.slicing import slice_latents
 from vaetool.registry import Registry
 from vaetool.store.atomic import is_special, write_atomic
 from vaetool.store.checkpoint import save_checkpoint
-from vaetool.workflows.mi import RankRequest, rank_opened
+from vaetool.workflows.mi import RankRequest, rank
 from vaetool.workflows.source import Points, Progress, Source, open_source
 
 FIG4_IMAGES = 8  # rows of Fig. 4
@@ -137,32 +137,32 @@ class _Task:
         return self.run(inputs)
 
 
-def prune(request: PruneRequest, progress: Progress | None = None) -> PruneResult:
-    """Open and rank the checkpoint once, then :func:`prune_opened`."""
+def prune(
+    request: PruneRequest,
+    progress: Progress | None = None,
+    source: Source | None = None,
+    ranking: Ranking | None = None,
+) -> PruneResult:
+    """The table of ``request.task``, then save and plot. ``source`` and ``ranking``: the
+    checkpoint already opened and ranked by a caller that reuses them; else opened and ranked
+    here, once. The request is checked once, before any file."""
     request.check()
-    source = open_source(request.checkpoint, request.device)
+    source = source or open_source(request.checkpoint, request.device)
     source.checkpoint("pruning")
     TASKS.get(request.task).check(source, request)
     _check_code(source, request)
-    ranking = rank_opened(source, RankRequest(source.path, request.points), progress).ranking
-    return prune_opened(source, request, ranking, progress)
-
-
-def _check_code(source: Source, request: PruneRequest) -> None:
-    if request.drop_code and not (source.model is not None and source.model.categories):
-        raise ConfigError(f"‹drop_code›: {source.path.name} has no categorical code")
-
-
-def prune_opened(
-    source: Source, request: PruneRequest, ranking: Ranking, progress: Progress | None = None
-) -> PruneResult:
-    """The table of ``request.task`` for an opened, ranked source; then save and plot."""
-    request.check()
+    if ranking is None:
+        ranking = rank(RankRequest(source.path, request.points), progress, source).ranking
     rows = prune_rows(ranking, parse_top(request.top), request.rank_by, request.seed)
     table = TASKS.get(request.task)(TaskInputs(source, request, rows, progress))
     saved = _save(source, request, rows) if request.save is not None else None
     plot = _plot(source, request, rows) if request.plot is not None else None
     return PruneResult(table, request.task, saved, plot)
+
+
+def _check_code(source: Source, request: PruneRequest) -> None:
+    if request.drop_code and not (source.model is not None and source.model.categories):
+        raise ConfigError(f"‹drop_code›: {source.path.name} has no categorical code")
 
 
 def reconstruct(inputs: TaskInputs) -> ReconstructionTable:

@@ -9,10 +9,10 @@ from pathlib import Path
 from vaetool.config import DataConfig, TrainConfig
 from vaetool.store.atomic import write_atomic
 from vaetool.training.session import BatchCallback, EpochRecord
-from vaetool.workflows.mi import FitResult, RankRequest, RankResult, fit_saved, rank_opened
-from vaetool.workflows.prune import PruneRequest, PruneResult, prune_opened
-from vaetool.workflows.report import REPORT_ESTIMATORS, prepare_report_dir, report_opened
-from vaetool.workflows.source import Points, Progress, open_source
+from vaetool.workflows.mi import FitRequest, FitResult, RankRequest, RankResult, fit, rank
+from vaetool.workflows.prune import PruneRequest, PruneResult, prune
+from vaetool.workflows.report import REPORT_ESTIMATORS, prepare_report_dir, write_report
+from vaetool.workflows.source import Progress, open_source
 from vaetool.workflows.train import TrainOutcome, TrainRequest, train_run
 
 
@@ -58,10 +58,10 @@ def quickstart(
     trained = train_run(train, on_batch, on_epoch)
     folder = prepare_report_dir(out / "report", force=True)
     source = open_source(trained.checkpoint, request.device)
-    fitted = fit_saved(source, Points(), "zero_mean", progress)
-    ranked = rank_opened(source, RankRequest(source.path, estimators=REPORT_ESTIMATORS), progress)
+    fitted = fit(FitRequest(source.path), progress, source)
+    ranked = rank(RankRequest(source.path, estimators=REPORT_ESTIMATORS), progress, source)
     write_atomic(out / "pulse.png", pulse_png(ranked.ranking))
-    prune = PruneRequest(source.path, plot=out / "reconstructions.png", force=True)
-    pruned = prune_opened(source, prune, ranked.ranking, progress)
-    report = report_opened(source, folder, ranked, progress)
+    prune_request = PruneRequest(source.path, plot=out / "reconstructions.png", force=True)
+    pruned = prune(prune_request, progress, source, ranked.ranking)
+    report = write_report(source, folder, ranked, progress)
     return QuickstartResult(trained, fitted, ranked, pruned, report)

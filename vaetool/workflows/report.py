@@ -18,10 +18,10 @@ from vaetool.analysis.ranking import Ranking
 from vaetool.analysis.traversal_plan import TraversalPlan
 from vaetool.errors import ConfigError
 from vaetool.store.atomic import write_atomic
-from vaetool.workflows.mi import RankRequest, RankResult, rank_opened
-from vaetool.workflows.prune import PruneRequest, PruneResult, prune_opened
+from vaetool.workflows.mi import RankRequest, RankResult, rank
+from vaetool.workflows.prune import PruneRequest, PruneResult, prune
 from vaetool.workflows.source import Points, Progress, Source, open_source
-from vaetool.workflows.traverse import traverse_opened
+from vaetool.workflows.traverse import decode_traversal
 
 INDEX = "index.html"
 SHEET_FALLBACK_TOP = 8  # factors shown when none is influential
@@ -52,11 +52,11 @@ def build_report(request: ReportRequest, progress: Progress | None = None) -> Pa
     model, _ = source.checkpoint("a report")
     estimators = REPORT_ESTIMATORS if model.latent.factorised else ("qstar",)
     estimators += ("vmi",) if request.vmi else ()
-    ranked = rank_opened(source, RankRequest(source.path, estimators=estimators), progress)
-    return report_opened(source, folder, ranked, progress)
+    ranked = rank(RankRequest(source.path, estimators=estimators), progress, source)
+    return write_report(source, folder, ranked, progress)
 
 
-def report_opened(
+def write_report(
     source: Source, folder: Path, ranked: RankResult, progress: Progress | None = None
 ) -> Path:
     """The page for an opened, ranked checkpoint in a prepared ``folder``; its path."""
@@ -74,7 +74,7 @@ def report_opened(
     write_atomic(folder / "pulse.png", pulse_png(ranked.ranking))
     tables = _prune_tables(source, ranked.ranking, folder, progress)
     _stage(progress, "traversals of the influential factors")
-    traversal = traverse_opened(source, _sheet_plan(ranked.ranking), ranked.ranking)
+    traversal = decode_traversal(source, _sheet_plan(ranked.ranking), ranked.ranking)
     write_atomic(folder / "traversals.png", png_bytes(factor_sheet(traversal)))
     extras = []
     if ranked.ranking.estimate("vmi") is not None:
@@ -83,7 +83,7 @@ def report_opened(
     if ranked.ranking.code is not None:
         _stage(progress, "traversals of the categorical code")
         code_plan = TraversalPlan(code=True)
-        sheet = traverse_opened(source, code_plan, ranked.ranking)
+        sheet = decode_traversal(source, code_plan, ranked.ranking)
         write_atomic(folder / "code.png", png_bytes(code_sheet(sheet)))  # type: ignore[arg-type]
         extras.append("code")
     truth = ground_truth_view(source, ranked.ranking)
@@ -154,11 +154,11 @@ def _prune_tables(
     request = PruneRequest(
         source.path, compare=True, plot=folder / "reconstructions.png", force=True
     )
-    tables = [prune_opened(source, request, ranking, progress)]
+    tables = [prune(request, progress, source, ranking)]
     if source.data().labels is not None:
         _stage(progress, "pruning: classification table")
         classify = PruneRequest(source.path, task="classify")
-        tables.append(prune_opened(source, classify, ranking, progress))
+        tables.append(prune(classify, progress, source, ranking))
     return tables
 
 

@@ -31,7 +31,7 @@ from vaetool.analysis.traversal_plan import (
 from vaetool.errors import ConfigError
 from vaetool.store.atomic import is_special, write_atomic
 from vaetool.store.checkpoint import read_info
-from vaetool.workflows.mi import RankRequest, rank_opened
+from vaetool.workflows.mi import RankRequest, rank
 from vaetool.workflows.source import Points, Progress, Source, open_source
 
 MAX_SCALE = 32
@@ -81,17 +81,16 @@ def traverse(request: TraverseRequest, progress: Progress | None = None) -> Trav
                           "(train with ‹categories› K)")  # fmt: skip
     paths = output_paths(request)
     source = open_source(request.checkpoint, request.device)
-    ranking = rank_opened(
-        source, RankRequest(source.path, threshold=request.plan.threshold), progress
-    ).ranking
-    traversal = traverse_opened(source, request.plan, ranking, request.scale)
+    ranked = rank(RankRequest(source.path, threshold=request.plan.threshold), progress, source)
+    ranking = ranked.ranking
+    traversal = decode_traversal(source, request.plan, ranking, request.scale)
     files = _render(traversal, ranking if request.plan.by_threshold else None, request)
     for path, data in zip(paths, files, strict=True):
         write_atomic(path, data)
     return TraverseResult(traversal, ranking, tuple(paths))
 
 
-def traverse_opened(
+def decode_traversal(
     source: Source, plan: TraversalPlan, ranking: Ranking, scale: int | None = None
 ) -> FactorTraversal | PairTraversal | CodeTraversal:
     """Encode the plan's seeds from the source's test split and decode its grid."""
