@@ -38,11 +38,11 @@ def test_help_copies_no_list_of_names(cli, command: tuple[str, ...]) -> None:
 
 
 def _optioned() -> list[tuple[str, str, str]]:
-    """(family, component, option) for every option of every registered objective, likelihood
-    and encoder (the families whose components take options)."""
+    """(family, component, option) for every option of every registered objective, likelihood,
+    encoder and latent family (the families whose components take options)."""
     from dataclasses import fields
 
-    return [(family, name, f.name) for family in ("objective", "likelihood", "encoder")
+    return [(family, name, f.name) for family in ("objective", "likelihood", "encoder", "latent")
             for name in families()[family].names()
             for f in fields(families()[family].get(name).Options)]  # fmt: skip
 

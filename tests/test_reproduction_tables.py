@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "examples" / "reproduction.py"
-STUDIES = ["paper000-table1", "paper000-beta", "paper001", "paper001-pursuit",
+STUDIES = ["paper000-table1", "paper000-beta", "paper001", "paper001-pursuit", "paper001-best",
            "paper001-gaussian", "paper002", "paper003-cpu"]  # fmt: skip
 
 

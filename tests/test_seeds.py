@@ -64,7 +64,7 @@ def test_each_seed_equals_its_separate_run(tmp_path: Path, objective: str) -> No
 def test_correlated_split_model_stacks(tmp_path: Path) -> None:
     request = _request(tmp_path / "s", seeds=(1, 2), encoder="split",
                        encoder_options={"split_width": 16},
-                       noise_corr=0.5)  # fmt: skip
+                       latent="correlated", latent_options={"noise_corr": 0.5})  # fmt: skip
     outcomes = train_seeds(request)
     alone = train_run(replace(request, out=tmp_path / "a", seeds=(), train=replace(
         request.train, seed=2)))  # fmt: skip

@@ -86,8 +86,8 @@ class ModelConfig(_DictConfig):
     """What rebuilds a VAE. ``architecture`` and ``image_shape`` are None in a model the user
     chooses before the data is read: :meth:`for_data` fills them (the architecture from the
     image shape, paper 000's appendix). Each component is a registry name and, where it takes
-    options, its resolved options (``likelihood_options``, ``encoder_options``: the dicts of
-    their ``Options`` dataclasses, vaetool.options)."""
+    options, its resolved options (``likelihood_options``, ``encoder_options``,
+    ``latent_options``: the dicts of their ``Options`` dataclasses, vaetool.options)."""
 
     architecture: str | None = None  # registry name in vaetool.models: conv28, conv32, conv64, mlp
     image_shape: tuple[int, int, int] | None = None  # (C, H, W) of the training images
@@ -97,28 +97,19 @@ class ModelConfig(_DictConfig):
     hidden: int = 256  # width of the fully connected layer (paper 000: FC 256)
     encoder: str = "paper"  # registry name in vaetool.models.ENCODERS: paper or split
     encoder_options: dict[str, Any] = field(default_factory=dict)  # the encoder's Options
-    latent: str | None = None  # vaetool.models.latents.LATENTS; None: from noise_corr
-    noise_corr: float = 0.0  # ρ of the equicorrelated reparameterisation noise (paper 003 eq. 13)
+    latent: str = "gaussian"  # registry name in vaetool.models.latents.LATENTS
+    latent_options: dict[str, Any] = field(default_factory=dict)  # its Options (correlated: ρ)
     categories: int = 0  # K of a categorical code beside the Gaussian factors (paper 001 §4.2)
     temperature: float = 0.67  # τ of the code's Gumbel-softmax relaxation (jointvae's 0.67)
     temperature_rate: float = 0.0  # r > 0: τ_t = max(0.5, exp(−r t)) (Jang et al.), else τ fixed
 
     def __post_init__(self) -> None:
         self._check_types()
-        if self.latent is None:  # the family ρ asks for
-            object.__setattr__(self, "latent", "correlated" if self.noise_corr > 0 else "gaussian")
         check_categories(self.categories, self.temperature, self.temperature_rate)
         if self.latents < 1:
             raise ConfigError(f"‹latents› {self.latents}: expected a positive integer")
         if self.hidden < 1:
             raise ConfigError(f"hidden {self.hidden}: expected a positive integer")
-        if not (math.isfinite(self.noise_corr) and 0 <= self.noise_corr < 1):
-            raise ConfigError(f"‹noise_corr› {self.noise_corr}: expected ρ in [0, 1)")
-        if (self.noise_corr > 0) != (self.latent == "correlated"):
-            raise ConfigError(
-                f"latent {self.latent!r} with noise_corr {self.noise_corr}: correlated noise "
-                "(ρ > 0) is the 'correlated' family, ρ = 0 the 'gaussian' one"
-            )
         if (self.architecture is None) != (self.image_shape is None):
             raise ConfigError("architecture and image shape: give both or neither")
         if self.image_shape is not None and (
@@ -131,8 +122,8 @@ class ModelConfig(_DictConfig):
         return replace(self, architecture=architecture, image_shape=tuple(image_shape))
 
     def __hash__(self) -> int:  # the options are dicts: hash their sorted items
-        options = (tuple(sorted(self.likelihood_options.items())),
-                   tuple(sorted(self.encoder_options.items())))  # fmt: skip
+        options = tuple(tuple(sorted(o.items())) for o in (
+            self.likelihood_options, self.encoder_options, self.latent_options))  # fmt: skip
         return hash((self.architecture, self.image_shape, self.latents, self.likelihood, options))
 
 

@@ -30,7 +30,9 @@ H = 10
 RHO = 0.9  # paper 003's value
 CONFIGS = {
     "gaussian": ModelConfig("mlp", (1, 4, 4), latents=H),
-    "correlated": ModelConfig("mlp", (1, 4, 4), latents=H, latent="correlated", noise_corr=RHO),
+    "correlated": ModelConfig(
+        "mlp", (1, 4, 4), latents=H, latent="correlated", latent_options={"noise_corr": RHO}
+    ),
 }
 EXACT = 1e-10  # nats, float64
 
@@ -189,7 +191,8 @@ def test_gaussian_family_matches_torch_distributions() -> None:
 
 def test_correlated_family_tends_to_diagonal_as_rho_to_zero() -> None:
     """At ρ = 1e−12 every term differs from the diagonal family's by O(Hρ·e²) ≈ 1e−10."""
-    config = ModelConfig("mlp", (1, 4, 4), latents=H, latent="correlated", noise_corr=1e-12)
+    config = ModelConfig("mlp", (1, 4, 4), latents=H, latent="correlated",
+                         latent_options={"noise_corr": 1e-12})  # fmt: skip
     correlated, diagonal = build_latent(config), _family("gaussian")
     mu, logvar = _posterior(16)
     z = diagonal.sample(mu, logvar)

@@ -27,7 +27,7 @@ def _config(arch: str, encoder: str, latent: str) -> ModelConfig:
         encoder=encoder,
         encoder_options={"split_width": 8, "split_depth": 2} if encoder == "split" else {},
         latent=latent,
-        noise_corr=LATENT_CHOICES[latent],
+        latent_options={"noise_corr": LATENT_CHOICES[latent]} if latent == "correlated" else {},
     )
 
 
@@ -43,7 +43,7 @@ def test_sliced_model_is_full_model_at_kept_factors(arch: str, encoder: str, lat
     model = build_model(_config(arch, encoder, latent)).eval()
     smaller = slice_latents(model, KEPT)
     assert smaller.config.latents == len(KEPT) and smaller.config.encoder == encoder
-    assert smaller.config.noise_corr == model.config.noise_corr
+    assert smaller.config.latent_options == model.config.latent_options
     assert type(smaller.latent) is type(model.latent)
     x = torch.rand(4, *model.config.image_shape)
     with torch.no_grad():

@@ -10,9 +10,10 @@ from torch import nn
 
 from vaetool.config import ModelConfig
 from vaetool.errors import ConfigError
-from vaetool.likelihoods import LIKELIHOODS, options_of
+from vaetool.likelihoods import LIKELIHOODS
 from vaetool.models import foreign
 from vaetool.models.conv import ConvDecoder, ConvEncoder, conv_trunk
+from vaetool.models.latents import LATENTS
 from vaetool.models.mlp import MLPDecoder, MLPEncoder, mlp_trunk
 from vaetool.models.split import SplitEncoder
 from vaetool.models.vae import VAE, VAEOutput
@@ -155,8 +156,10 @@ def build_model(config: ModelConfig) -> VAE:
 def check_choice(model: ModelConfig) -> None:
     """A chosen model's registry names (likelihood, encoder) and their options checked without
     building anything (ranges are checked by the config itself)."""
-    options_of(model)
-    encoder_options(model.encoder, model.encoder_options)
+    for family in MODEL_COMPONENTS:
+        resolve_component_options(
+            family, getattr(model, family), getattr(model, f"{family}_options")
+        )
 
 
 def encoder_options(name: str, raw: dict[str, Any]) -> Any:
@@ -166,7 +169,11 @@ def encoder_options(name: str, raw: dict[str, Any]) -> Any:
 
 # The model's components that take options, by family: ModelConfig.<family> names the chosen
 # one and ModelConfig.<family>_options holds its resolved options.
-MODEL_COMPONENTS: dict[str, Registry[Any]] = {"likelihood": LIKELIHOODS, "encoder": ENCODERS}
+MODEL_COMPONENTS: dict[str, Registry[Any]] = {
+    "likelihood": LIKELIHOODS,
+    "encoder": ENCODERS,
+    "latent": LATENTS,
+}
 
 
 def option_fields(family: str, name: str) -> dict[str, str]:

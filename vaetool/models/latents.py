@@ -9,12 +9,15 @@ here with the same interface.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from vaetool.config import ModelConfig
+from vaetool.errors import ConfigError
 from vaetool.models import noise
+from vaetool.options import NoOptions, make_options, option
 from vaetool.registry import Registry
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -29,6 +32,7 @@ class LatentFamily(nn.Module):
     equicorrelated reparameterisation noise (0 for a factorised family; MATH.md §10).
     """
 
+    Options: type = NoOptions
     factorised: bool = True
     noise_corr: float = 0.0
 
@@ -114,18 +118,29 @@ def equicorrelated_log_density(e: Tensor, logvar_sum: Tensor, rho: float) -> Ten
     return -0.5 * (H * LOG_2PI + logvar_sum + equicorrelated_log_det(H, rho) + quad)
 
 
+@dataclass(frozen=True)
+class CorrelatedOptions:
+    noise_corr: float = option(0.9, "ρ of the equicorrelated noise, 0 < ρ < 1 (paper 003 eq. 13)")
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.noise_corr) and 0 < self.noise_corr < 1):
+            raise ConfigError(f"‹noise_corr› {self.noise_corr}: expected ρ in (0, 1)")
+
+
 @LATENTS.register("correlated")
 class EquicorrelatedGaussian(LatentFamily):
-    """q(z|x) = N(mu, DΣ_ρD), D = diag(σ), Σ_ρ = (1−ρ)I + ρ11ᵀ, ρ = ``config.noise_corr``
+    """q(z|x) = N(mu, DΣ_ρD), D = diag(σ), Σ_ρ = (1−ρ)I + ρ11ᵀ, ρ = ``noise_corr``
     (paper 003 eq. 13, which writes σ for ρ; MATH.md §10). The marginals N(mu_h, σ²_h) are the
     diagonal family's; only joint densities and the KL's constant c_ρ differ. c_ρ depends on H.
     """
 
+    Options = CorrelatedOptions
     factorised = False
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        self.noise_corr = config.noise_corr
+        options = make_options("latent", "correlated", CorrelatedOptions, config.latent_options)
+        self.noise_corr = options.noise_corr
 
     def sample(self, mu: Tensor, logvar: Tensor) -> Tensor:
         """z = mu + σ ⊙ ε, ε = √(1−ρ) u + √ρ w 1: u ~ N(0, I_H), one w ~ N(0, 1) per row. (B, H)."""

@@ -164,7 +164,7 @@ def rank(
     source = source or open_source(request.source, request.device)
     if not source.is_checkpoint:
         request.points.check_for_posterior_file(source.path)
-    noise_corr = source.info.model.noise_corr if source.info is not None else 0.0
+    noise_corr = source.model.latent.noise_corr if source.model is not None else 0.0
     estimators = check_estimators(request.estimators, noise_corr)
     subset = request.vmi_subset
     if subset and (len(set(subset)) != len(subset) or not all(0 <= h < source.latents

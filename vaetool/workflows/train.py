@@ -289,7 +289,8 @@ DATA_KEYS = {"data": "spec", "subset": "subset", "split_seed": "split_seed"}
 TRAIN_KEYS = ("objective", "epochs", "batch_size", "lr", "seed", "keep", "precision", "graph")
 RUN_KEYS = ("out", "force", "device", "threads", "seeds")
 MODEL_ALIASES = {"latent_categorical": "categories"}  # flag name -> ModelConfig field
-CHOSEN_BY_DATA = ("architecture", "image_shape", "likelihood_options", "encoder_options", "latent")
+OPTION_TABLES = ("likelihood_options", "encoder_options", "latent_options")  # filled by name
+CHOSEN_BY_DATA = ("architecture", "image_shape", *OPTION_TABLES)
 
 
 def train_request(settings: dict[str, Any], config_file: Path | None = None) -> TrainRequest:
@@ -306,6 +307,11 @@ def train_request(settings: dict[str, Any], config_file: Path | None = None) -> 
     for flag, name in MODEL_ALIASES.items():
         if flag in merged:
             merged[name] = merged.pop(flag)
+    if "noise_corr" in merged and "latent" not in merged:  # ρ alone picks the latent family
+        if merged["noise_corr"] == 0:
+            merged.pop("noise_corr")  # ρ = 0: the factorised family, the default
+        else:
+            merged["latent"] = "correlated"
     model_keys = {f.name for f in fields(ModelConfig)} - set(CHOSEN_BY_DATA)
     data = {DATA_KEYS[k]: merged.pop(k) for k in list(merged) if k in DATA_KEYS}
     model = {k: merged.pop(k) for k in list(merged) if k in model_keys}
