@@ -104,3 +104,22 @@ def test_bad_estimator_lists_are_refused(names: tuple[str, ...]) -> None:
     mu, logvar = linear_gaussian(50, [1.0])
     with pytest.raises(ConfigError, match="estimator"):
         vaetool.rank_posterior(mu, logvar, estimators=names)
+
+
+def test_an_opened_source_is_encoded_once(trained_run, monkeypatch) -> None:
+    """rank then fit on one opened checkpoint (what quickstart and report do) make one encoding
+    pass: the ranking's pass, which kept the posterior, also gives fit its q*."""
+    from vaetool.workflows import FitRequest, Points, RankRequest, fit, open_source, rank
+    from vaetool.workflows import mi as workflow
+
+    calls = []
+    real = workflow.posterior_pass
+    monkeypatch.setattr(
+        workflow, "posterior_pass", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    source = open_source(trained_run / "model.safetensors", "cpu")
+    ranked = rank(RankRequest(source.path, estimators=("qstar", "mixture")), None, source)
+    fitted = fit(FitRequest(source.path), None, source)
+    assert len(calls) == 1
+    assert source.passes[(Points(), "zero_mean")][0] is fitted.qstar  # the ranking's q*
+    assert fitted.sidecar.is_file() and ranked.qstar_from == "fit"

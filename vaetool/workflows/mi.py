@@ -142,7 +142,11 @@ def _pass(
     source: Source, points: Points, variant: str, keep: bool, progress: Progress | None
 ) -> tuple[QStar, FitRecord, Posterior | None, CodeInformation | None]:
     """One encoding pass: q*, its record, the posterior when ``keep``, and a categorical
-    code's information when the model has one."""
+    code's information when the model has one — made once per source, points and variant (a
+    pass that kept the posterior serves both kinds of caller)."""
+    done = source.passes.get((points, variant))
+    if done is not None and (done[2] is not None or not keep):
+        return done
     accumulator = QStarAccumulator(source.latents)
     k = source.model.categories if source.model is not None else 0
     code = CodeAccumulator(k) if k else None
@@ -151,7 +155,8 @@ def _pass(
     )
     record = _record(source, points, variant, n)
     info = code.finalize() if code is not None else None
-    return accumulator.finalize(variant), record, posterior, info
+    source.passes[(points, variant)] = (accumulator.finalize(variant), record, posterior, info)
+    return source.passes[(points, variant)]
 
 
 def rank(
@@ -175,7 +180,8 @@ def rank(
     has_code = source.model is not None and source.model.categories > 0
     reused = _sidecar_fit(source, request)
     code = None
-    if reused is not None and not keep and not has_code:  # a code's statistics need the pass
+    made = (request.points, request.variant) in source.passes  # this process encoded it already
+    if reused is not None and not keep and not has_code and not made:  # a code needs the pass
         qstar, record, posterior, origin = *reused, None, "sidecar"
     else:
         qstar, record, posterior, code = _pass(

@@ -58,8 +58,8 @@ def quickstart(
     trained = train_run(train, on_batch, on_epoch)
     folder = prepare_report_dir(out / "report", force=True)
     source = open_source(trained.checkpoint, request.device)
-    fitted = fit(FitRequest(source.path), progress, source)
     ranked = rank(RankRequest(source.path, estimators=REPORT_ESTIMATORS), progress, source)
+    fitted = fit(FitRequest(source.path), progress, source)  # the ranking's pass, saved
     write_atomic(out / "pulse.png", pulse_png(ranked.ranking))
     prune_request = PruneRequest(source.path, plot=out / "reconstructions.png", force=True)
     pruned = prune(prune_request, progress, source, ranked.ranking)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -88,6 +89,9 @@ class Source:
         self.info = info
         self.posterior_file = posterior_file
         self._data: dict[str | None, ImageData] = {}
+        # the encoding passes made over it, by (points, q* variant): workflows that share an
+        # opened source (report, quickstart) encode each set of points once (workflows.mi)
+        self.passes: dict[tuple[Points, str], Any] = {}
 
     @property
     def is_checkpoint(self) -> bool:
