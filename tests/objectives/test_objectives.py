@@ -54,6 +54,21 @@ def test_tcvae_terms_add_up_to_the_single_sample_kl(kind: str) -> None:
     torch.testing.assert_close(mi + tc + dwkl, expected, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("kind", TC_ESTIMATORS)
+def test_a_one_row_batch_has_the_weight_one_over_n(kind: str, batch) -> None:
+    """An epoch's last batch may hold one row (55 images at batch 32): every estimator's weight
+    is then W_11 = 1/N, finite, and a β-TCVAE step on that row is finite (issue 24's
+    ZeroDivisionError)."""
+    log_w = log_importance_weights(kind, 1, 1000, CPU, F64)
+    torch.testing.assert_close(log_w, torch.full((1, 1), -math.log(1000), dtype=F64))
+    torch.manual_seed(0)
+    model = build_model(ModelConfig("mlp", (1, 8, 8), latents=3, hidden=16))
+    objective = build_objective("beta_tcvae", {"tc_estimator": kind}, model,
+                                TrainContext(1000, 1, 1e-3, CPU))  # fmt: skip
+    terms = objective.train_step(batch[:1])
+    assert all(bool(torch.isfinite(v)) for v in terms.values())
+
+
 def test_full_batch_weights_give_the_empirical_information_and_mws_its_offsets() -> None:
     """M = N, W ≡ 1/N: MI and TC equal MATH.md §3's I(x; z) and Σ_h I(x; z_h) − I(x; z) on the
     same samples; MWS (W ≡ 1/(N·N)) shifts them by exactly log N, (H − 1) log N, −H log N."""

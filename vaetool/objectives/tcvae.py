@@ -56,9 +56,10 @@ def log_importance_weights(
     s(i) = (i + 1) mod M (proposal), 1/M' elsewhere. ``mss_reference``: tcvae's
     ``_log_importance_weight_matrix`` (= disvae's), exactly: 1/M', then writes of stride M'+1
     through the flattened matrix (column 0 = 1/N, column 1 = the stratum weight) and
-    W[M − 2, 0] = the stratum weight.
+    W[M − 2, 0] = the stratum weight. A batch of one row (an epoch's last, say) has no other
+    row to stratify: every kind's weight is then W_11 = 1/N (mss's diagonal, mws at M = 1).
     """
-    if kind == "mws":
+    if kind == "mws" or batch == 1:
         return torch.full((batch, batch), -math.log(n * batch), device=device, dtype=dtype)
     m = batch - 1
     strat = (n - m) / (n * m)
