@@ -258,3 +258,29 @@ def test_bad_option_sets_give_one_line(
         _check(code, err, " ".join(args))
     assert "Traceback" not in err
     assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+NESTED = "[" * 100_000 + "]" * 100_000  # parses to a RecursionError in json, not a value
+
+
+def test_unbounded_and_deeply_nested_inputs_are_one_line(
+    original: Path, tmp_path: Path, fails
+) -> None:
+    """Issue 24: a plan read from /dev/zero, a config or specs.json nested 100,000 deep, and a
+    checkpoint whose metadata is: one line each, no traceback, nothing allocated without
+    bound."""
+    assert "larger than 16 MiB" in fails("study", "/dev/zero", "--out", str(tmp_path / "S"))
+    config = tmp_path / "deep.json"
+    config.write_text(NESTED)
+    assert "not readable as json" in fails("train", "--config", str(config))
+    folder = tmp_path / "disvae"
+    folder.mkdir()
+    (folder / "specs.json").write_text(NESTED)
+    (folder / "model.pt").write_bytes(b"")
+    out = str(tmp_path / "i.safetensors")
+    err = fails("import", "disentangling-vae", str(folder), "--out", out, "--data", "mnist5k")
+    assert "not readable as JSON" in err
+    tensors, _ = _parts(original)
+    deep = tmp_path / "deep.safetensors"
+    save_file(tensors, str(deep), metadata={"vaetool": NESTED})
+    assert "unreadable vaetool metadata" in fails("info", str(deep))

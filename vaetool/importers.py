@@ -31,6 +31,7 @@ from vaetool.config import ModelConfig
 from vaetool.errors import CheckpointError, ConfigError
 from vaetool.likelihoods import resolve_likelihood_options
 from vaetool.registry import Registry
+from vaetool.store.text import read_text
 
 Transform = Callable[[Tensor], Tensor]
 Rule = tuple[str, str, Transform | None]  # (source key, vaetool key, transform of the tensor)
@@ -77,8 +78,8 @@ def read_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file; expected the source's config there")
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as err:
+        value = json.loads(read_text(path, "JSON config"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError, ConfigError) as err:
         raise CheckpointError(f"{path}: not readable as JSON ({err})") from None
     if not isinstance(value, dict):
         raise CheckpointError(f"{path}: expected a JSON object")

@@ -226,7 +226,7 @@ def _parse_document(path: Path, metadata: dict[str, str]) -> CheckpointInfo:
         return _info(doc, version)
     except CheckpointError:
         raise
-    except (ValueError, KeyError, TypeError, AttributeError, VaetoolError) as err:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError, VaetoolError) as err:
         raise CheckpointError(f"{path}: unreadable vaetool metadata ({_short(err)})") from None
 
 

@@ -44,6 +44,7 @@ from vaetool.analysis.ranking import Ranking
 from vaetool.errors import CheckpointError, ConfigError, VaetoolError, marked
 from vaetool.store.atomic import write_atomic
 from vaetool.store.locks import exclusive, is_held
+from vaetool.store.text import read_text
 from vaetool.training.run_folder import CHECKPOINT_NAME, HISTORY_NAME, LOCK_NAME, RESUME_NAME
 from vaetool.workflows.study_plan import (
     PLAN_NAME,
@@ -112,10 +113,10 @@ def _claim(out: Path, plan_path: Path) -> None:
     """Create DIR with a copy of the plan; refuse a DIR that holds a different study."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"‹out› {out}: is a file; expected a folder for the study")
-    text = plan_path.read_text(encoding="utf-8")
+    text = read_text(plan_path, "TOML study plan")
     copy = out / PLAN_NAME
     if copy.exists():
-        if copy.read_text(encoding="utf-8") != text:
+        if read_text(copy, "TOML study plan") != text:
             raise ConfigError(f"‹out› {out}: holds a different study ({copy}); choose another "
                               "folder")  # fmt: skip
         return
@@ -275,8 +276,8 @@ def read_summaries(out: Path) -> list[dict[str, Any]]:
     rows = []
     for path in sorted((Path(out) / RUNS_DIR).glob(f"*/seed-*/{SUMMARY_NAME}")):
         try:
-            rows.append(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
+            rows.append(json.loads(read_text(path, "JSON summary")))
+        except (OSError, ValueError, RecursionError, VaetoolError):
             continue  # never half-written (atomic), but a foreign file is not ours
     return rows
 

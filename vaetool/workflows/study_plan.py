@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vaetool.errors import ConfigError, VaetoolError, marked
+from vaetool.store.text import read_text
 from vaetool.workflows.train import parse_seeds, seed_folder, train_request
 
 PLAN_NAME = "study.toml"
@@ -65,10 +66,10 @@ class Unit:
 def read_plan(path: Path) -> StudyPlan:
     """The plan in ``path``; any problem is one ConfigError naming the file and the key."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(read_text(path, "TOML study plan"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such plan file") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+    except (OSError, UnicodeDecodeError, RecursionError, tomllib.TOMLDecodeError) as err:
         raise ConfigError(f"{path}: not a readable TOML plan ({err})") from None
     keys = {"base", "grid", "seeds", "stack_seeds", "metrics", "metric_samples", "prune"}
     unknown = set(raw) - keys

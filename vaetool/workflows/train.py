@@ -25,6 +25,7 @@ from vaetool.errors import CheckpointError, ConfigError
 from vaetool.models import MODEL_COMPONENTS, option_fields, resolve_component_options
 from vaetool.objectives import resolve_options
 from vaetool.options import option_names
+from vaetool.store.text import read_text
 from vaetool.training.ensemble import StackEpochCallback, fit_stack, stack_sessions
 from vaetool.training.loop import (
     finish_session,
@@ -389,11 +390,11 @@ def read_config_file(path: Path) -> dict[str, Any]:
     if suffix not in (".toml", ".json"):
         raise ConfigError(f"‹config› {path}: expected a .toml or .json file")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, f"{suffix[1:]} config")
         raw = tomllib.loads(text) if suffix == ".toml" else json.loads(text)
     except FileNotFoundError:
         raise ConfigError(f"‹config› {path}: no such file") from None
-    except (OSError, UnicodeDecodeError, ValueError) as err:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
         raise ConfigError(f"‹config› {path}: not readable as {suffix[1:]} ({err})") from None
     if not isinstance(raw, dict) or any(isinstance(v, dict) for v in raw.values()):
         raise ConfigError(f"‹config› {path}: expected a flat table of option = value")
