@@ -8,9 +8,7 @@ The folder is checked and locked before any data is loaded, so a refusal costs n
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -25,7 +23,7 @@ from vaetool.errors import CheckpointError, ConfigError
 from vaetool.models import MODEL_COMPONENTS, option_fields, resolve_component_options
 from vaetool.objectives import resolve_options
 from vaetool.options import option_names
-from vaetool.store.text import read_text
+from vaetool.store.text import read_config_file
 from vaetool.training.ensemble import StackEpochCallback, fit_stack, stack_sessions
 from vaetool.training.loop import (
     finish_session,
@@ -382,20 +380,3 @@ def parse_seeds(value: object) -> tuple[int, ...]:
     if len(seeds) > MAX_SEEDS:
         raise ConfigError(f"‹seeds›: {len(seeds)} seeds; at most {MAX_SEEDS} train at once")
     return seeds
-
-
-def read_config_file(path: Path) -> dict[str, Any]:
-    """Settings from a TOML (.toml) or JSON (.json) file: a flat table, names with - or _."""
-    suffix = path.suffix.lower()
-    if suffix not in (".toml", ".json"):
-        raise ConfigError(f"‹config› {path}: expected a .toml or .json file")
-    try:
-        text = read_text(path, f"{suffix[1:]} config")
-        raw = tomllib.loads(text) if suffix == ".toml" else json.loads(text)
-    except FileNotFoundError:
-        raise ConfigError(f"‹config› {path}: no such file") from None
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
-        raise ConfigError(f"‹config› {path}: not readable as {suffix[1:]} ({err})") from None
-    if not isinstance(raw, dict) or any(isinstance(v, dict) for v in raw.values()):
-        raise ConfigError(f"‹config› {path}: expected a flat table of option = value")
-    return {key.replace("-", "_"): value for key, value in raw.items()}
