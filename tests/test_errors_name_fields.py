@@ -8,9 +8,12 @@ import re
 import warnings
 from pathlib import Path
 
+import pytest
+
 from vaetool.cli._fields import flag, shown
 from vaetool.config import ModelConfig
 from vaetool.errors import ConfigError, VaetoolWarning, field, fields_in, marked
+from vaetool.options import comma_ints, comma_list
 
 PACKAGE = Path(__file__).resolve().parents[1] / "vaetool"
 FLAG = re.compile(r"(?<![\w-])--[a-z]")
@@ -59,3 +62,38 @@ def test_a_config_error_names_its_field(fails) -> None:
         raise AssertionError("categories 5000 was accepted")
     line = fails("train", "--latent-categorical", "5000", "--out", "x")
     assert line.startswith("error: --latent-categorical 5000")
+
+
+@pytest.mark.parametrize(
+    ("argv", "start"),
+    [
+        (
+            ["mi", "rank", "{ckpt}", "--vmi-subset", "0,x"],
+            "error: --vmi-subset '0,x': expected factor",
+        ),
+        (["mi", "rank", "{ckpt}", "--estimator", "qstar,,mixture"], "error: --estimator 'qstar,,"),
+        (["prune", "{ckpt}", "--top", "10%,,5"], "error: --top '10%,,5': expected percents"),
+        (["traverse", "{ckpt}", "--seed-index", "1,two"], "error: --seed-index '1,two': expected"),
+        (
+            ["train", "--seeds", "0,,1", "--out", "{tmp}/r"],
+            "error: --seeds '0,,1': expected distinct",
+        ),
+    ],
+)
+def test_every_comma_list_is_parsed_one_way(fails, trained_run, tmp_path, argv, start) -> None:
+    """Comma lists (options.comma_list / comma_ints): an empty or non-integer item is one error
+    line naming the flag, whichever command reads the list."""
+    ckpt = str(trained_run / "model.safetensors")
+    line = fails(*[a.format(ckpt=ckpt, tmp=tmp_path) for a in argv])
+    assert line.startswith(start), line
+    assert not (tmp_path / "r").exists()
+
+
+def test_comma_lists_strip_items_and_refuse_empty_ones() -> None:
+    assert comma_list("group", " objective, encoder ", "names") == ("objective", "encoder")
+    assert comma_ints("seeds", "0, 5,9", "ints") == (0, 5, 9)
+    for text in ("", " ", "a,", ",a", "a,,b"):
+        with pytest.raises(ConfigError, match="expected names"):
+            comma_list("group", text, "names")
+    with pytest.raises(ConfigError, match=r"^seeds '1\.5': expected ints$"):
+        comma_ints("seeds", "1.5", "ints")

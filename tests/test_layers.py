@@ -90,7 +90,7 @@ def test_cli_calls_workflows_not_the_core_controllers() -> None:
 # Layers, bottom to top (docs/design.md): a module may import modules of its own layer or
 # below, never above. Prefixes name a package or a module; the longest matching prefix wins.
 LAYERS = (
-    ("vaetool.errors", "vaetool._version"),
+    ("vaetool.errors", "vaetool._version", "vaetool.progress"),
     ("vaetool.registry", "vaetool.options", "vaetool.config"),
     ("vaetool.device", "vaetool.distributed"),
     ("vaetool.store.atomic", "vaetool.store.locks"),

@@ -84,3 +84,21 @@ def make_options(kind: str, name: str, options_type: type, raw: dict[str, Any]) 
         return options_type(**raw)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"‹{kind}› {name}: {err}") from None
+
+
+def comma_list(name: str, text: str, expected: str) -> tuple[str, ...]:
+    """``"a, b,c"`` -> ("a", "b", "c") for the option ``name`` (a field, written ‹name› in the
+    error); an empty list or an empty item is one ConfigError saying what was ``expected``."""
+    items = tuple(item.strip() for item in text.split(","))
+    if not text.strip() or not all(items):
+        raise ConfigError(f"{field(name)} {text!r}: expected {expected}")
+    return items
+
+
+def comma_ints(name: str, text: str, expected: str) -> tuple[int, ...]:
+    """``"0,5,9"`` -> (0, 5, 9) for the option ``name``; anything but comma-separated integers
+    is one ConfigError saying what was ``expected``."""
+    try:
+        return tuple(int(item) for item in comma_list(name, text, expected))
+    except ValueError:
+        raise ConfigError(f"{field(name)} {text!r}: expected {expected}") from None

@@ -7,7 +7,6 @@ costs no second pass and no O(N) memory when the posterior itself is not kept.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -20,8 +19,7 @@ from vaetool.data.feed import DeviceFeed
 from vaetool.device import inference_batch_size
 from vaetool.errors import ConfigError
 from vaetool.models import VAE
-
-ProgressCallback = Callable[[int, int], None]  # (images done, images total)
+from vaetool.progress import Progress
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,7 +51,7 @@ def encode(
     keep: bool = True,
     accumulator: QStarAccumulator | None = None,
     code: CodeAccumulator | None = None,
-    on_progress: ProgressCallback | None = None,
+    on_progress: Progress | None = None,
 ) -> Posterior | None:
     """Encode every image of ``feed`` in order; return the :class:`Posterior` if ``keep``.
 

@@ -10,7 +10,6 @@ variational lower bound (MATH.md §4, §12), from a Q fitted on the model's own 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -21,9 +20,8 @@ from vaetool.analysis.encode import Posterior
 from vaetool.analysis.indicators import FactorIndicators
 from vaetool.analysis.mixture import DEFAULT_TIME_BUDGET_S, MixtureEstimate, mixture_information
 from vaetool.analysis.vmi import VMIEstimate
+from vaetool.progress import Progress
 from vaetool.registry import Registry
-
-Progress = Callable[[int, int], None]  # (done, total) within one estimator's work
 
 
 @dataclass(frozen=True)

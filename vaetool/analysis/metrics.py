@@ -32,6 +32,7 @@ from vaetool.analysis.disentanglement import (
     sap_from_matrix,
 )
 from vaetool.errors import ConfigError, DataError
+from vaetool.options import comma_list
 from vaetool.registry import Registry
 
 BATCH = 64  # dlib's batch of observations for the BetaVAE and FactorVAE scores
@@ -298,11 +299,8 @@ GROUND_TRUTH = tuple(n for n in METRICS.names() if not METRICS.get(n).needs_code
 def metric_names(spec: str) -> list[str]:
     """``--metric mig,sap`` or ``all`` (every ground-truth metric) -> registered names
     (unknown ones refused)."""
-    names = list(GROUND_TRUTH) if spec.strip() == "all" else [
-        s.strip() for s in spec.split(",") if s.strip()]  # fmt: skip
-    if not names:
-        raise ConfigError(f"‹metric› {spec!r}: expected names ({', '.join(METRICS.names())}) "
-                          "or all")  # fmt: skip
+    expected = f"names ({', '.join(METRICS.names())}) or all"
+    names = list(GROUND_TRUTH if spec.strip() == "all" else comma_list("metric", spec, expected))
     for name in names:
         METRICS.get(name)
     return names

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +31,7 @@ from vaetool.analysis.mixture_kernels import (
 from vaetool.analysis.posterior_checks import check_posterior
 from vaetool.device import REDUCE_DTYPE, check_bytes
 from vaetool.errors import ConfigError
+from vaetool.progress import Progress
 
 DEFAULT_MAX_EVAL_POINTS = 10_000
 DEFAULT_TIME_BUDGET_S = 120.0
@@ -45,7 +45,6 @@ CAP_WARN_RATIO = 0.8
 # the work per chunk (about 1-2 s on one core), not the memory.
 _CHUNK_BUDGET_BYTES = {"cuda": 512 * 1024**2, "cpu": 2 * 1024**3}
 _CPU_TILE_ELEMENTS = 2**19
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, eq=False)

@@ -22,6 +22,7 @@ from vaetool.data.feed import DeviceFeed
 from vaetool.device import REDUCE_DTYPE, inference_batch_size
 from vaetool.errors import ConfigError
 from vaetool.models import VAE
+from vaetool.options import comma_list
 from vaetool.registry import Registry
 
 PAPER_TOP = "100%,20%,10%,7%,5%,4%,3%,2%,1%,0%"  # paper 000, Table 1 (percent of H)
@@ -59,9 +60,7 @@ def keep_count(percent: float | str, num_factors: int) -> int:
 def parse_top(text: str) -> list[KeepSpec]:
     """Rows of a prune table: ``10%`` (a percent of H), ``13`` (a count), or a comma list of
     either (``100%,20%,10%``, ``1,2,4,8``, mixed too), one row per item in the given order."""
-    items = [item.strip() for item in text.split(",")]
-    if not text.strip() or any(not item for item in items):
-        raise ConfigError(f"‹top› {text!r}: {_TOP_HELP}")
+    items = comma_list("top", text, _TOP_HELP.removeprefix("expected "))
     return [_keep_spec(item, text) for item in items]
 
 

@@ -18,7 +18,7 @@ They bracket one number when q(z|x)p_data(x) = p(z)p_θ(x|z); a crossing signals
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -28,12 +28,11 @@ from torch import Tensor, nn
 from vaetool.config import ModelConfig
 from vaetool.errors import ConfigError
 from vaetool.models import ARCHITECTURES, ENCODERS, VAE
+from vaetool.progress import Progress
 
 LOG_2PI = math.log(2.0 * math.pi)
 GAUSSIAN_ENTROPY = 0.5 * math.log(2.0 * math.pi * math.e)  # H(z_h) under N(0, 1): 1.4189 nats
 REDUCE_DTYPE = torch.float64
-
-Progress = Callable[[int, int], None]  # (steps done, steps total)
 
 
 def gaussian_entropy(d: int) -> float:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from rich.console import Console
@@ -17,6 +17,8 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+from vaetool.progress import StageProgress
 
 # A pipe or file gets wide tables instead of rich's 80-column default.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -44,7 +46,7 @@ def progress_bar(*extra: ProgressColumn) -> Progress:
 
 
 @contextmanager
-def stages(log_when_piped: bool = False) -> Iterator[Callable[[str, int, int | None], None]]:
+def stages(log_when_piped: bool = False) -> Iterator[StageProgress]:
     """A workflow progress callback ``(stage, done, total)``: one bar per named stage (with the
     estimated time left) on a terminal, so the display always says what is running. Elsewhere
     nothing, or with ``log_when_piped`` one line per stage as it starts (a long command in a
@@ -63,7 +65,7 @@ def stages(log_when_piped: bool = False) -> Iterator[Callable[[str, int, int | N
         yield stage_callback(bar)
 
 
-def stage_callback(bar: Progress) -> Callable[[str, int, int | None], None]:
+def stage_callback(bar: Progress) -> StageProgress:
     """``(stage, done, total)`` drawn on ``bar``: a new stage hides the previous ones."""
     tasks: dict[str, TaskID] = {}
 

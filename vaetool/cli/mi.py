@@ -11,6 +11,7 @@ import typer
 from vaetool.cli import _console
 from vaetool.cli._options import DeviceOpt, FormatOpt, OutputOpt
 from vaetool.cli._render import check_format, emit_renderables, emit_text, rich_table
+from vaetool.options import comma_ints, comma_list
 
 if TYPE_CHECKING:
     from vaetool.workflows.mi import RankResult
@@ -133,7 +134,7 @@ def rank(
         source,
         Points(data, split, samples),
         variant,
-        tuple(name.strip() for name in estimator.split(",")),
+        comma_list("estimator", estimator, "estimator names, e.g. qstar,mixture"),
         threshold,
         MixtureOptions(mc_samples, mc_points, seed),
         qstar,
@@ -155,11 +156,7 @@ def rank(
 def _subset(text: str | None) -> tuple[int, ...]:
     if text is None:
         return ()
-    try:
-        return tuple(int(item) for item in text.split(","))
-    except ValueError:
-        raise typer.BadParameter(f"{text!r}: expected factor indices, e.g. 0,1",
-                                 param_hint="--vmi-subset") from None  # fmt: skip
+    return comma_ints("vmi_subset", text, "factor indices, e.g. 0,1")
 
 
 def emit_ranking(

@@ -9,6 +9,7 @@ import typer
 
 from vaetool.cli import _console
 from vaetool.cli._options import DeviceOpt, ForceOpt
+from vaetool.options import comma_list
 
 
 def report(
@@ -62,7 +63,7 @@ def report(
     if checkpoint.is_dir():
         from vaetool.workflows.report import StudyReportRequest, build_study_report
 
-        columns = tuple(c.strip() for c in y.split(",") if c.strip()) if y else ()
+        columns = comma_list("y", y, "column names of results.csv, e.g. mig,val_recon") if y else ()
         request = StudyReportRequest(checkpoint, out, x, columns, group, kind, force)
         _console.result_line(str(build_study_report(request)))
         return

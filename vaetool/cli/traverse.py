@@ -92,13 +92,8 @@ def traverse(
 
 def parse_indices(text: str | None) -> tuple[int, ...]:
     """``"0,5,9"`` -> (0, 5, 9); ConfigError on anything but comma-separated integers."""
-    from vaetool.errors import ConfigError
+    from vaetool.options import comma_ints
 
     if text is None:
         return ()
-    try:
-        return tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise ConfigError(
-            f"--seed-index {text!r}: expected comma-separated integers, e.g. 0,5,9"
-        ) from None
+    return comma_ints("seed_index", text, "comma-separated integers, e.g. 0,5,9")

@@ -33,7 +33,7 @@ from vaetool.errors import ConfigError
 from vaetool.models import VAE
 from vaetool.objectives.annealed import capacity_at
 from vaetool.objectives.base import OBJECTIVES, Objective, TrainContext, apply_step
-from vaetool.options import option
+from vaetool.options import comma_ints, option
 
 CODE = "c"  # --vmi-factors c: the categorical code
 ENTROPIES = ("prior", "batch")
@@ -88,12 +88,10 @@ def regularised_part(text: str, config: ModelConfig) -> tuple[int, ...] | None:
             raise ConfigError("‹vmi_factors› c: the model has no categorical code "
                               "(add ‹categories› K)")  # fmt: skip
         return None
-    try:
-        factors = tuple(int(item) for item in text.split(","))
-    except ValueError:
-        factors = ()
-    if not factors or len(set(factors)) != len(factors):
-        raise ConfigError(f"‹vmi_factors› {text!r}: expected c, auto or distinct indices, e.g. 0,1")
+    expected = "c, auto or distinct indices, e.g. 0,1"
+    factors = comma_ints("vmi_factors", text, expected)
+    if len(set(factors)) != len(factors):
+        raise ConfigError(f"‹vmi_factors› {text!r}: expected {expected}")
     if not all(0 <= h < config.latents for h in factors):
         raise ConfigError(f"‹vmi_factors› {text!r}: expected indices from 0 to "
                           f"{config.latents - 1} (H = {config.latents})")  # fmt: skip

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 
 from vaetool.analysis.compare import Spread, rank_test, spread
 from vaetool.errors import ConfigError
+from vaetool.options import comma_list
 from vaetool.report.html import ReportPage, Section, render_page
 
 # Columns drawn when none is asked for (those present): the ELBO, the information, its count.
@@ -57,7 +58,7 @@ def check_axes(frame: pd.DataFrame, swept: list[str], x: str | None, columns: tu
         raise ConfigError(f"‹x› {x!r}: not a column of results.csv (swept: {', '.join(options)})")
     if group is None and len(swept) > 1:
         group = next(o for o in swept if o != x)
-    for name in [] if group is None else group.split(","):  # "objective,encoder": both
+    for name in () if group is None else _group_names(group):  # "objective,encoder": both
         if name not in frame.columns:
             raise ConfigError(f"‹group› {name!r}: not a column of results.csv")
     numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
@@ -138,7 +139,7 @@ def _groups(frame: pd.DataFrame, group: str | None) -> list[tuple[str | None, pd
     """(legend label, rows) per group; ``group`` is one column or several, comma-separated."""
     if group is None:
         return [(None, frame)]
-    names = group.split(",")
+    names = list(_group_names(group))
     found = []
     for key, part in frame.groupby(names, sort=True):
         values = key if isinstance(key, tuple) else (key,)
@@ -205,3 +206,8 @@ def _figure_note(fig: StudyFigure) -> str:
            "scatter": "one point per run",
            "code": "the test images' codes, summed over seeds"}[fig.kind]  # fmt: skip
     return f"{how}" + (f"; one {fig.kind} per {fig.group}" if fig.group else "")
+
+
+def _group_names(group: str) -> tuple[str, ...]:
+    """``--group objective,encoder`` -> the columns that together name a group."""
+    return comma_list("group", group, "column names of results.csv, e.g. objective,encoder")

@@ -25,10 +25,11 @@ from vaetool.data import factor_classes, load_dataset
 from vaetool.errors import CheckpointError, ConfigError, DataError
 from vaetool.importers import IMPORTERS, ForeignModel, check_against
 from vaetool.models import build_model
+from vaetool.progress import StageProgress
 from vaetool.store.atomic import is_special, write_atomic
 from vaetool.store.checkpoint import CheckpointInfo, save_checkpoint
 from vaetool.store.sidecar import file_sha256
-from vaetool.workflows.source import Points, Progress, open_source, posterior_pass
+from vaetool.workflows.source import Points, open_source, posterior_pass
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ class EncodeResult:
     arrays: tuple[str, ...]
 
 
-def encode_posterior(request: EncodeRequest, progress: Progress | None = None) -> EncodeResult:
+def encode_posterior(request: EncodeRequest, progress: StageProgress | None = None) -> EncodeResult:
     """An .npz with ``mu`` and ``logvar`` (N, H) float32, and ``labels`` (N,) and ``factors``
     (N, K) int64 class indices when the data has them: the posterior file `mi rank` reads and
     the CODES file `metrics` reads."""

@@ -29,6 +29,7 @@ from vaetool.analysis.vmi import VMIEstimate, VMIOptions, build_q, evaluate_boun
 from vaetool.config import check_finite, check_seed
 from vaetool.errors import CheckpointError, ConfigError
 from vaetool.models import VAE
+from vaetool.progress import StageProgress
 from vaetool.store.checkpoint import CheckpointInfo
 from vaetool.store.sidecar import (
     FitRecord,
@@ -40,7 +41,7 @@ from vaetool.store.sidecar import (
     save_sidecar,
     sidecar_path,
 )
-from vaetool.workflows.source import Points, Progress, Source, open_source, posterior_pass
+from vaetool.workflows.source import Points, Source, open_source, posterior_pass
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -125,7 +126,7 @@ class RankResult:
 
 
 def fit(
-    request: FitRequest, progress: Progress | None = None, source: Source | None = None
+    request: FitRequest, progress: StageProgress | None = None, source: Source | None = None
 ) -> FitResult:
     """Fit q* in one streamed pass and write ``<stem>.qstar.safetensors`` beside the source
     (``source``: the request's file, already opened by a caller that reuses it)."""
@@ -139,7 +140,7 @@ def fit(
 
 
 def _pass(
-    source: Source, points: Points, variant: str, keep: bool, progress: Progress | None
+    source: Source, points: Points, variant: str, keep: bool, progress: StageProgress | None
 ) -> tuple[QStar, FitRecord, Posterior | None, CodeInformation | None]:
     """One encoding pass: q*, its record, the posterior when ``keep``, and a categorical
     code's information when the model has one — made once per source, points and variant (a
@@ -160,7 +161,7 @@ def _pass(
 
 
 def rank(
-    request: RankRequest, progress: Progress | None = None, source: Source | None = None
+    request: RankRequest, progress: StageProgress | None = None, source: Source | None = None
 ) -> RankResult:
     """Rank the factors of ``request.source`` (``source``: already opened by a caller that
     reuses it): reuse a matching sidecar, else fit q* in the one pass that also keeps the
@@ -208,7 +209,11 @@ def rank(
 
 
 def vmi_bounds(
-    source: Source, options: VMIOptions, *, refit: bool = False, progress: Progress | None = None
+    source: Source,
+    options: VMIOptions,
+    *,
+    refit: bool = False,
+    progress: StageProgress | None = None,
 ) -> VMIEstimate:
     """Paper 001's lower bounds for a checkpoint (MATH.md §12): Q from the sidecar
     ``<stem>.vmi.safetensors`` when it was fitted for this file with these options (unless
@@ -333,7 +338,7 @@ def _mismatch(found: FitRecord, wanted: FitRecord, compare_points: bool) -> str 
     return None
 
 
-def _mixture_stage(progress: Progress) -> Any:
+def _mixture_stage(progress: StageProgress) -> Any:
     return lambda done, total: progress("mixture estimator", done, total)
 
 

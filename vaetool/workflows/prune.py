@@ -39,11 +39,12 @@ from vaetool.analysis.ranking import Ranking
 from vaetool.config import check_seed
 from vaetool.errors import CheckpointError, ConfigError, DataError
 from vaetool.models.slicing import slice_latents
+from vaetool.progress import StageProgress
 from vaetool.registry import Registry
 from vaetool.store.atomic import is_special, write_atomic
 from vaetool.store.checkpoint import save_checkpoint
 from vaetool.workflows.mi import RankRequest, rank
-from vaetool.workflows.source import Points, Progress, Source, open_source
+from vaetool.workflows.source import Points, Source, open_source
 
 FIG4_IMAGES = 8  # rows of Fig. 4
 MAX_REPEATS = 100  # probe seeds: all train at once, so this bounds memory and time
@@ -113,7 +114,7 @@ class TaskInputs:
     source: Source
     request: PruneRequest
     rows: PruneRows
-    progress: Progress | None
+    progress: StageProgress | None
 
 
 class Task(Protocol):
@@ -139,7 +140,7 @@ class _Task:
 
 def prune(
     request: PruneRequest,
-    progress: Progress | None = None,
+    progress: StageProgress | None = None,
     source: Source | None = None,
     ranking: Ranking | None = None,
 ) -> PruneResult:

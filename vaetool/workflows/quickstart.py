@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vaetool.config import DataConfig, TrainConfig
+from vaetool.progress import StageProgress
 from vaetool.store.atomic import write_atomic
 from vaetool.training.session import BatchCallback, EpochRecord
 from vaetool.workflows.mi import FitRequest, FitResult, RankRequest, RankResult, fit, rank
 from vaetool.workflows.prune import PruneRequest, PruneResult, prune
 from vaetool.workflows.report import REPORT_ESTIMATORS, prepare_report_dir, write_report
-from vaetool.workflows.source import Progress, open_source
+from vaetool.workflows.source import open_source
 from vaetool.workflows.train import TrainOutcome, TrainRequest, train_run
 
 
@@ -39,7 +40,7 @@ def quickstart(
     request: QuickstartRequest,
     on_batch: BatchCallback | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
-    progress: Progress | None = None,
+    progress: StageProgress | None = None,
 ) -> QuickstartResult:
     """Train -> q* sidecar (for later commands) -> ranking (q*, the mixture beside it) + pulse
     plot -> prune table + Fig. 4 -> HTML report, all on one opened checkpoint (loaded, hashed

@@ -17,10 +17,11 @@ import torch
 from vaetool.analysis.ranking import Ranking
 from vaetool.analysis.traversal_plan import TraversalPlan
 from vaetool.errors import ConfigError
+from vaetool.progress import StageProgress
 from vaetool.store.atomic import write_atomic
 from vaetool.workflows.mi import RankRequest, RankResult, rank
 from vaetool.workflows.prune import PruneRequest, PruneResult, prune
-from vaetool.workflows.source import Points, Progress, Source, open_source
+from vaetool.workflows.source import Points, Source, open_source
 from vaetool.workflows.traverse import decode_traversal
 
 INDEX = "index.html"
@@ -45,7 +46,7 @@ class ReportRequest:
         return self.out or ckpt.with_name(f"{ckpt.stem}-report")
 
 
-def build_report(request: ReportRequest, progress: Progress | None = None) -> Path:
+def build_report(request: ReportRequest, progress: StageProgress | None = None) -> Path:
     """Rank, prune (reconstruction; classification when labelled), traverse; write the page."""
     folder = prepare_report_dir(request.folder, request.force)
     source = open_source(request.checkpoint, request.device)
@@ -57,7 +58,7 @@ def build_report(request: ReportRequest, progress: Progress | None = None) -> Pa
 
 
 def write_report(
-    source: Source, folder: Path, ranked: RankResult, progress: Progress | None = None
+    source: Source, folder: Path, ranked: RankResult, progress: StageProgress | None = None
 ) -> Path:
     """The page for an opened, ranked checkpoint in a prepared ``folder``; its path."""
     from vaetool.report.figures import (
@@ -147,7 +148,7 @@ def ground_truth_view(source: Source, ranking: Ranking) -> GroundTruthView | Non
 
 
 def _prune_tables(
-    source: Source, ranking: Ranking, folder: Path, progress: Progress | None
+    source: Source, ranking: Ranking, folder: Path, progress: StageProgress | None
 ) -> list[PruneResult]:
     """The reconstruction table with every comparison and Fig. 4; classification if labelled."""
     _stage(progress, "pruning: reconstruction table")
@@ -184,7 +185,7 @@ def prepare_report_dir(folder: Path, force: bool = False) -> Path:
     return folder
 
 
-def _stage(progress: Progress | None, stage: str) -> None:
+def _stage(progress: StageProgress | None, stage: str) -> None:
     if progress is not None:
         progress(stage, 0, None)
 

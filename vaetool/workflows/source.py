@@ -7,7 +7,6 @@ everything a single time. :class:`Points` says which points an analysis uses.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -25,6 +24,7 @@ from vaetool.data.feed import DeviceFeed
 from vaetool.device import inference_batch_size, resolve_device
 from vaetool.errors import ConfigError, DataError, field
 from vaetool.models import VAE
+from vaetool.progress import Progress, StageProgress
 from vaetool.store.checkpoint import CheckpointInfo, load_checkpoint
 from vaetool.store.posterior_file import PosteriorFile, is_posterior_file, open_posterior_file
 from vaetool.store.sidecar import file_sha256
@@ -32,7 +32,6 @@ from vaetool.store.sidecar import file_sha256
 POSTERIOR_DATA = "posterior file"
 DEFAULT_SPLIT = "test"
 DEFAULT_SAMPLES = 10_000  # paper 000 estimates I_h on 10,000 points
-Progress = Callable[[str, int, "int | None"], None]  # (stage, done, total or None)
 
 
 @dataclass(frozen=True)
@@ -181,7 +180,7 @@ def posterior_pass(
     keep: bool,
     accumulator: QStarAccumulator | None = None,
     code: CodeAccumulator | None = None,
-    progress: Progress | None = None,
+    progress: StageProgress | None = None,
 ) -> tuple[Posterior | None, int]:
     """One pass over the source's points: (posterior if ``keep``, number of points).
 
@@ -205,7 +204,7 @@ def _read_posterior_file(
     source: Source,
     keep: bool,
     accumulator: QStarAccumulator | None,
-    progress: Progress | None,
+    progress: StageProgress | None,
 ) -> tuple[Posterior | None, int]:
     file = source.posterior_file
     assert file is not None
@@ -225,7 +224,7 @@ def _read_posterior_file(
     return None, file.num_points
 
 
-def _stage(progress: Progress | None, stage: str) -> Callable[[int, int], None]:
+def _stage(progress: StageProgress | None, stage: str) -> Progress:
     """A (done, total) callback that reports under ``stage`` (or does nothing)."""
     if progress is None:
         return lambda done, total: None

@@ -22,7 +22,7 @@ from vaetool.device import configure_threads
 from vaetool.errors import CheckpointError, ConfigError
 from vaetool.models import MODEL_COMPONENTS, option_fields, resolve_component_options
 from vaetool.objectives import resolve_options
-from vaetool.options import option_names
+from vaetool.options import comma_ints, option_names
 from vaetool.store.text import read_config_file
 from vaetool.training.ensemble import StackEpochCallback, fit_stack, stack_sessions
 from vaetool.training.loop import (
@@ -370,13 +370,15 @@ MAX_SEEDS = 64  # models in one stack
 
 def parse_seeds(value: object) -> tuple[int, ...]:
     """``--seeds 0,1,2`` (or a TOML list): distinct non-negative ints, at most MAX_SEEDS."""
-    items = value.split(",") if isinstance(value, str) else value
-    try:
-        seeds = tuple(int(str(item).strip()) for item in items)  # type: ignore[union-attr]
-    except (TypeError, ValueError):
-        seeds = ()
+    expected = "distinct seeds >= 0, e.g. 0,1,2"
+    if isinstance(value, str):
+        seeds = comma_ints("seeds", value, expected)
+    else:
+        is_list = isinstance(value, list | tuple)
+        seeds = tuple(v for v in value if type(v) is int) if is_list else ()  # type: ignore[union-attr]
+        seeds = seeds if is_list and len(seeds) == len(value) else ()  # type: ignore[arg-type]
     if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"‹seeds› {value!r}: expected distinct seeds >= 0, e.g. 0,1,2")
+        raise ConfigError(f"‹seeds› {value!r}: expected {expected}")
     if len(seeds) > MAX_SEEDS:
         raise ConfigError(f"‹seeds›: {len(seeds)} seeds; at most {MAX_SEEDS} train at once")
     return seeds

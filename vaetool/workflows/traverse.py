@@ -29,10 +29,11 @@ from vaetool.analysis.traversal_plan import (
     traverse_plan,
 )
 from vaetool.errors import ConfigError
+from vaetool.progress import StageProgress
 from vaetool.store.atomic import is_special, write_atomic
 from vaetool.store.checkpoint import read_info
 from vaetool.workflows.mi import RankRequest, rank
-from vaetool.workflows.source import Points, Progress, Source, open_source
+from vaetool.workflows.source import Points, Source, open_source
 
 MAX_SCALE = 32
 
@@ -72,7 +73,7 @@ class Seeds:
     mu: torch.Tensor
 
 
-def traverse(request: TraverseRequest, progress: Progress | None = None) -> TraverseResult:
+def traverse(request: TraverseRequest, progress: StageProgress | None = None) -> TraverseResult:
     """Check the outputs, rank (reusing a q* sidecar), decode, render, then write."""
     model = read_info(request.checkpoint).model
     request.plan.check_latents(model.latents)
