@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from timing import device_name, timed
 
-from vaetool.config import ENCODER_NAMES, OBJECTIVE_NAMES, ModelConfig
+from vaetool.config import ModelConfig
 from vaetool.data import load_dataset
 from vaetool.device import resolve_device
-from vaetool.models import build_model
-from vaetool.objectives import TrainContext, build_objective
+from vaetool.models import ENCODERS, build_model
+from vaetool.objectives import OBJECTIVES, TrainContext, build_objective
 
 
 def step_seconds(objective: str, encoder: str, x: torch.Tensor, steps: int) -> float:
@@ -39,19 +39,20 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()
     device = resolve_device(args.device)
+    encoders, objectives = ENCODERS.names(), OBJECTIVES.names()
     data = load_dataset("dsprites")
     x = data.images(np.arange(args.batch) * 997 % len(data)).to(device)
     print(f"device: {device_name(device)}; torch {torch.__version__}; batch {args.batch}\n")
-    print("| objective | " + " | ".join(f"{e} encoder: ms/step (× β-VAE)" for e in ENCODER_NAMES)
+    print("| objective | " + " | ".join(f"{e} encoder: ms/step (× β-VAE)" for e in encoders)
           + " |")  # fmt: skip
-    print("| --- |" + " ---: |" * len(ENCODER_NAMES))
+    print("| --- |" + " ---: |" * len(encoders))
     step_seconds("beta_vae", "paper", x, args.steps)  # warm-up of the whole process
-    seconds = {(o, e): step_seconds(o, e, x, args.steps) for o in OBJECTIVE_NAMES
-               for e in ENCODER_NAMES}  # fmt: skip
+    seconds = {(o, e): step_seconds(o, e, x, args.steps) for o in objectives
+               for e in encoders}  # fmt: skip
     base = seconds["beta_vae", "paper"]
-    for objective in OBJECTIVE_NAMES:
+    for objective in objectives:
         cells = [f"{1000 * seconds[objective, e]:.1f} ({seconds[objective, e] / base:.2f}×)"
-                 for e in ENCODER_NAMES]  # fmt: skip
+                 for e in encoders]  # fmt: skip
         print(f"| {objective} | " + " | ".join(cells) + " |")
 
 

@@ -46,13 +46,13 @@ def batch_of(size: int, device: torch.device) -> torch.Tensor:
     return data.images(rows.numpy()).to(device)
 
 
-def vaetool_step(x: torch.Tensor, fast: bool, precision: str, steps: int) -> float:
+def vaetool_step(x: torch.Tensor, fast: bool, precision: str, steps: int, warmup: int = 5) -> float:
     torch.manual_seed(0)
     model = build_model(CONFIG).to(x.device)
     context = TrainContext(3000, 30, 1e-3, x.device, precision)
     objective = build_objective("beta_vae", {}, model, context)
     step = make_step(objective, x.device, graph=fast)
-    for _ in range(5):  # warm-up (and, on CUDA, the graph's capture)
+    for _ in range(warmup):  # warm-up (and, on CUDA, the graph's capture)
         step(x)
     return x.shape[0] / timed(lambda: step(x), x.device, repeats=steps)
 
@@ -112,11 +112,12 @@ def encoder_pass(x: torch.Tensor, precision: str, steps: int) -> float:
     return x.shape[0] / timed(run, x.device, repeats=steps)
 
 
-def seeds_at_once(k: int, device: str) -> tuple[float, float]:
-    """(seconds for K separate runs, seconds for one stack of K): 2 epochs on 1,200 training
-    images at batch 100, the training only (sessions are opened before the clock starts)."""
-    data = DataConfig("mnist5k", subset=2000)
-    config = TrainConfig(epochs=2, batch_size=100)
+def seeds_at_once(k: int, device: str, subset: int = 2000, epochs: int = 2) -> tuple[float, float]:
+    """(seconds for K separate runs, seconds for one stack of K): ``epochs`` on 60 % of
+    ``subset`` images (1,200 by default) at batch 100, the training only (sessions are opened
+    before the clock starts)."""
+    data = DataConfig("mnist5k", subset=subset)
+    config = TrainConfig(epochs=epochs, batch_size=100)
     choice = ModelConfig(latents=10)
     lead = start_session(data, config, choice, device)
     loaded = lead.train_feed.data

@@ -80,7 +80,8 @@ def test_config_file_sets_options_and_flags_override(tmp_path: Path, cli, fails)
     assert train.objective == "beta_tcvae" and train.options["beta"] == 2  # the flag won
     assert train.options["tc_estimator"] == "mss" and "alpha" in train.options  # resolved
     (tmp_path / "bad.toml").write_text("gama = 3\n")
-    assert "--gama does not apply" in fails("train", "--config", str(tmp_path / "bad.toml"))
+    line = fails("train", "--config", str(tmp_path / "bad.toml"))  # no component has it
+    assert f"unknown key 'gama' in --config {tmp_path / 'bad.toml'} (did you mean 'gamma'?)" in line
     (tmp_path / "bad.yaml").write_text("x: 1\n")
     assert ".toml or .json" in fails("train", "--config", str(tmp_path / "bad.yaml"))
 

@@ -152,7 +152,9 @@ def test_toy_objective_and_likelihood_from_the_command_line(tmp_path: Path, cli,
     err = fails("train", *TINY, "--likelihood", "laplace", "-o", "scale=-1")
     assert "-o scale -1: expected a finite positive number" in err
     err = fails("train", *TINY, "--objective", "weighted_kl", "-o", "scael=1")
-    assert "--scael does not apply to --objective weighted_kl (its options: -o weight)" in err
+    assert "unknown key 'scael' (did you mean 'scale'?)" in err  # no component has it
+    err = fails("train", *TINY, "--objective", "weighted_kl", "-o", "beta=1")  # another's
+    assert "--beta does not apply to --objective weighted_kl (its options: -o weight)" in err
     code, _, err = cli("train", *TINY, "--sigma2", "0.1", "-o", "sigma2=0.2")
     assert code == 2 and "sigma2 is given twice" in err
     code, out, _ = cli("components", "likelihood", "--options")

@@ -363,10 +363,21 @@ def test_the_first_bad_entry_in_file_order_is_named(tmp_path: Path) -> None:
         assert "logvar[2, 2] = 800.0" in _error(path, read)
 
 
-def test_largest_finite_logvar_is_accepted(tmp_path: Path) -> None:
+def test_logvar_and_mu_are_bounded_by_what_is_plausible(tmp_path: Path) -> None:
+    # exp(±87) is a normal float32 number; beyond, and |mu| > 2**24, nothing estimated means
+    # anything (vaetool.analysis.encode.LIMITS): refused naming the entry, read whole or streamed
     arrays = _posterior()
-    arrays["logvar"][0, 0] = 709.78  # exp ≈ 1.8e308, still finite in float64
+    arrays["logvar"][0, 0], arrays["logvar"][1, 1], arrays["mu"][2, 2] = 87.0, -87.0, 2.0**24
     assert open_posterior_file(_write(tmp_path / "p.npz", **arrays)).load().num_points == 40
+    for name, where, value in [("logvar", (4, 1), 709.78), ("logvar", (5, 0), -1e30),
+                               ("mu", (6, 2), -1e30), ("mu", (7, 0), 2.0**24 + 2)]:  # fmt: skip
+        bad = _posterior()
+        bad[name][where] = value
+        path = _write(tmp_path / "bad.npz", **bad)
+        for read in (_load, _stream):
+            assert f"{name}[{where[0]}, {where[1]}] = {value:.6g} cannot be right" in _error(
+                path, read
+            )
 
 
 # --- is_posterior_file -------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import torch
 
 import vaetool
 from vaetool.config import DataConfig, ModelConfig, TrainConfig
+from vaetool.errors import CheckpointError
 from vaetool.workflows import TrainRequest, resume_run, train_run
 
 DATA = DataConfig("mnist5k", subset=500)
@@ -71,7 +72,11 @@ def test_resume_refuses_a_finished_run_and_a_folder_without_state(
     tmp_path: Path, fails, cli
 ) -> None:
     done = train_run(_request(tmp_path / "done"))
-    assert "the run finished" in fails("train", "--resume", str(done.checkpoint.parent))
+    code, out, err = cli("train", "--resume", str(done.checkpoint.parent))  # the README's line
+    assert code == 0 and str(done.checkpoint) in out, err
+    assert "the run already finished (epochs: 3); nothing to resume" in err
+    with pytest.raises(CheckpointError, match="the run finished"):
+        resume_run(done.checkpoint.parent)
     assert "no resume.safetensors" in fails("train", "--resume", str(tmp_path))
     code, _, err = cli("train", "--resume", str(tmp_path), "--epochs", "3")  # a usage error
     assert code == 2 and "--epochs: --resume continues the run with its own settings" in err

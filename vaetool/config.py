@@ -36,6 +36,16 @@ def check_finite(option: str, value: float, *, positive: bool = False) -> None:
         raise ConfigError(f"{option} {value}: expected {what}")
 
 
+def check_fractions(fractions: tuple[float, ...]) -> None:
+    """ConfigError unless ``fractions`` are three finite numbers >= 0 summing to 1 (the
+    train/val/test split)."""
+    ok = len(fractions) == 3 and all(math.isfinite(f) and f >= 0 for f in fractions)
+    if not ok or abs(sum(fractions) - 1) > 1e-6:
+        raise ConfigError(
+            f"split fractions {list(fractions)}: expected three finite numbers >= 0 summing to 1"
+        )
+
+
 MAX_CATEGORIES = 1000  # a code wider than this is a mistake, not a model
 
 
@@ -138,7 +148,10 @@ class DataConfig(_DictConfig):
 
     def __post_init__(self) -> None:
         self._check_types()
+        if not self.spec:
+            raise ConfigError("‹spec› '': expected a dataset spec (docs/datasets.md)")
         check_seed("‹split_seed›", self.split_seed)
+        check_fractions(self.fractions)
         if self.subset is not None and self.subset < 1:
             raise ConfigError(f"‹subset› {self.subset}: expected a positive number of images")
 

@@ -18,7 +18,7 @@ one clear error, never ignored. This is the only module that reads torch's own w
 from __future__ import annotations
 
 import json
-import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +28,9 @@ import torch
 from torch import Tensor
 
 from vaetool.config import ModelConfig
-from vaetool.errors import CheckpointError, ConfigError
+from vaetool.errors import CheckpointError, ConfigError, VaetoolError, VaetoolWarning
 from vaetool.likelihoods import resolve_likelihood_options
+from vaetool.models import build_model
 from vaetool.registry import Registry
 from vaetool.store.text import read_text
 
@@ -51,6 +52,10 @@ class ForeignModel:
     read: tuple[str, ...] = ()
     left: tuple[str, ...] = ()
     notes: dict[str, Any] = field(default_factory=dict)
+    # the data set the source's config names when vaetool has no spec for it, and how to name
+    # its images instead (the import then asks for ‹data› saying both)
+    source_dataset: str | None = None
+    data_hint: str = ""
 
 
 IMPORTERS: Registry[Callable[[Path], ForeignModel]] = Registry("import format", "FORMAT")
@@ -59,8 +64,9 @@ IMPORTERS: Registry[Callable[[Path], ForeignModel]] = Registry("import format", 
 def read_weights(path: Path) -> dict[str, Any]:
     """torch's weight file ``path`` loaded with ``weights_only=True`` onto the CPU (a file that
     needs code to load is refused: one line)."""
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such weights file")
+    if not path.is_file():  # a FIFO or a device is never opened: torch.load would block
+        what = "not a regular file" if path.exists() else "no such weights file"
+        raise CheckpointError(f"{path}: {what}; expected the source's weights there")
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)  # noqa: TID251
     except Exception as err:  # a damaged file, or one that would need code: say which
@@ -75,7 +81,7 @@ def read_weights(path: Path) -> dict[str, Any]:
 
 
 def read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
+    if not path.exists():  # read_text names what a path that is no regular file is
         raise CheckpointError(f"{path}: no such file; expected the source's config there")
     try:
         value = json.loads(read_text(path, "JSON config"))
@@ -125,6 +131,36 @@ def check_against(state: dict[str, Tensor], expected: dict[str, Tensor], where: 
             )
 
 
+def cast_state(
+    state: dict[str, Tensor], expected: dict[str, Tensor], where: Path
+) -> dict[str, Tensor]:
+    """``state`` in the built model's dtypes: a tensor stored in another dtype (float64,
+    float16, int32 …) is cast, with one warning naming the tensors and the casts; a tensor
+    with NaN or inf values (or one the cast overflows) is refused, naming it."""
+    cast: dict[str, Tensor] = {}
+    changed: list[str] = []
+    for key, tensor in state.items():
+        want = expected[key].dtype
+        if tensor.dtype != want:
+            changed.append(f"{key!r} {_dtype(tensor.dtype)} → {_dtype(want)}")
+            tensor = tensor.to(want)
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            how = " after its cast" if tensor.dtype != state[key].dtype else ""
+            raise CheckpointError(f"{where}: tensor for {key!r} holds NaN or inf values{how}; "
+                                  "the weights are damaged; nothing was imported")  # fmt: skip
+        cast[key] = tensor
+    if changed:
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        shown = ", ".join(changed[:3]) + more
+        warnings.warn(f"{where}: cast {len(changed)} tensor(s) to the dtype vaetool's network "
+                      f"uses: {shown} (vaetool's names)", VaetoolWarning, stacklevel=2)  # fmt: skip
+    return cast
+
+
+def _dtype(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
 def _interleaved_rows(tensor: Tensor) -> Tensor:
     """disentangling-vae's head rows are (mu_1, logvar_1, mu_2, …): reorder to [mu; logvar]."""
     return torch.cat([tensor[0::2], tensor[1::2]])
@@ -144,9 +180,14 @@ def _source_folder(source: Path, weights: str) -> Path:
     source = Path(source)
     if source.is_file() and source.name == weights:
         return source.parent
-    if not source.is_dir():
-        raise CheckpointError(f"{source}: no such folder; expected the model's folder")
-    return source
+    if source.is_dir():
+        return source
+    if source.is_file():
+        raise CheckpointError(f"{source}: is a file; expected the model's folder (or the "
+                              f"{weights} inside it)")  # fmt: skip
+    if source.exists():
+        raise CheckpointError(f"{source}: not a folder; expected the model's folder")
+    raise CheckpointError(f"{source}: no such folder; expected the model's folder")
 
 
 # ---------------------------------------------------------------- disentangling-vae
@@ -156,6 +197,13 @@ DISVAE_LIKELIHOODS = {
     "gaussian": ("gaussian", {"sigma2": 1.0 / 510.0}),
 }
 DISVAE_DATASETS = {"dsprites": "dsprites"}  # its others (mnist 32×32, chairs, celeba): --data
+# how to name the images of its other data sets (vaetool's mnist5k and idx: are 28×28)
+DISVAE_DATA_HINTS = {
+    "mnist": "npz:FILE holding MNIST resized to 32×32 as array x",
+    "fashion": "npz:FILE holding Fashion-MNIST resized to 32×32 as array x",
+    "celeba": "folder:DIR of the CelebA images",
+    "chairs": "folder:DIR of the chairs images, or npz:FILE holding them as array x",
+}
 
 
 @IMPORTERS.register("disentangling-vae")
@@ -200,9 +248,14 @@ def import_disvae(source: Path) -> ForeignModel:
     state = map_state(read_weights(weights), rules, weights)
     read = ("specs.json", "model.pt")
     left = tuple(sorted(p.name for p in folder.iterdir() if p.name not in read))
+    named = specs.get("dataset")
+    named = str(named) if named is not None else None
+    hint = DISVAE_DATA_HINTS.get(str(named).lower(), "npz:FILE holding them as array x, or "
+                                 "folder:DIR of its image files")  # fmt: skip
     return ForeignModel("disentangling-vae", config, state, specs, weights,
-                        DISVAE_DATASETS.get(str(specs.get("dataset"))), read,
-                        left, {"loss": specs.get("loss"), "rec_dist": rec_dist})  # fmt: skip
+                        DISVAE_DATASETS.get(str(named)), read,
+                        left, {"loss": specs.get("loss"), "rec_dist": rec_dist},
+                        named, hint)  # fmt: skip
 
 
 # ---------------------------------------------------------------- pythae
@@ -210,22 +263,47 @@ PYTHAE_MODELS = ("VAEConfig", "BetaVAEConfig", "BetaTCVAEConfig", "DisentangledB
 PYTHAE_LIKELIHOODS = {"bce": ("bernoulli", {}), "mse": ("gaussian", {"sigma2": 1.0})}
 
 
+PYTHAE_ARCHITECTURES = ("pythae_mlp", "pythae_conv_mnist", "pythae_conv_celeba")
+
+
 def _pythae_architecture(state: dict[str, Any], image: tuple[int, ...], where: Path) -> str:
-    """Which published network the tensors are, from their shapes (pythae's config does not
-    say; its encoder.pkl would, but vaetool never unpickles code)."""
-    first = state.get("encoder.layers.0.0.weight")
-    mlp = first is not None and tuple(first.shape) == (512, math.prod(image))
-    if mlp and "encoder.layers.1.0.weight" not in state:
-        return "pythae_mlp"
-    if first is not None and tuple(first.shape[1:]) == (1, 4, 4) and first.shape[0] == 128:
-        return "pythae_conv_mnist"
-    if first is not None and tuple(first.shape[1:]) == (3, 4, 4) and first.shape[0] == 128:
-        return "pythae_conv_celeba"
+    """Which published network the tensors are: the one whose every key and shape they match
+    (pythae's config does not say; its encoder.pkl would, but vaetool never unpickles code).
+    A network that shares a first layer with one of them (pythae's CIFAR conv net and the
+    CelebA one's) but not the rest is no match: an unsupported architecture."""
+    head = state.get("encoder.embedding.weight")
+    if isinstance(head, Tensor) and head.dim() == 2 and head.shape[0] > 0:
+        for name in PYTHAE_ARCHITECTURES:
+            if _pythae_matches(name, state, image, int(head.shape[0])):
+                return name
     raise CheckpointError(
-        f"{where}: a custom network vaetool does not know (not pythae's default MLP nor its "
-        "MNIST/CelebA benchmark conv nets); its code is pickled in encoder.pkl/decoder.pkl, "
+        f"{where}: unsupported architecture: its tensors are not those of pythae's default MLP "
+        f"nor of its MNIST or CelebA benchmark conv nets for {list(image)} images (the networks "
+        "vaetool rebuilds); a custom network's code is pickled in encoder.pkl/decoder.pkl, "
         "which vaetool never unpickles — export its (mu, logvar) instead (docs/foreign.md)"
     )
+
+
+def _pythae_matches(name: str, state: dict[str, Any], image: tuple[int, ...], latents: int) -> bool:
+    """Whether ``state`` holds exactly network ``name``'s keys, each of its shape (the model
+    built on the meta device: nothing allocated)."""
+    rules = _pythae_rules(name)
+    if {src for src, _, _ in rules} != set(state):
+        return False
+    try:
+        with torch.device("meta"):
+            config = ModelConfig(name, image, latents=latents)  # type: ignore[arg-type]
+            expected = build_model(config).state_dict()
+    except (VaetoolError, ValueError, TypeError, RuntimeError):
+        return False
+    for src, dst, _ in rules:
+        want = tuple(expected[dst].shape)
+        if dst.startswith("encoder.head."):  # mu's and logvar's layers, stacked by _join_heads
+            want = (want[0] // 2, *want[1:])
+        tensor = state[src]
+        if not isinstance(tensor, Tensor) or tuple(tensor.shape) != want:
+            return False
+    return True
 
 
 def _pythae_rules(architecture: str) -> list[Rule]:

@@ -32,10 +32,26 @@ def histogram_discretize(codes: Tensor, bins: int = BINS) -> Tensor:
     return torch.searchsorted(edges[:, :-1].contiguous(), codes.contiguous(), right=True)
 
 
+def dense_classes(v: Tensor) -> Tensor:
+    """Each row's values of int64 ``v`` (K, S) as classes 0..C_k-1 in increasing order (a
+    monotone relabelling: plug-in entropies and MI are unchanged, and the histograms below
+    take C_k <= S bins whatever the values, so a class value of 1e15 allocates nothing)."""
+    if v.dim() != 2 or v.shape[0] < 1 or v.shape[1] < 1:
+        raise DataError(
+            f"factor classes have shape {tuple(v.shape)} (K factors, S samples); expected at "
+            "least one factor and one sample"
+        )
+    ordered, order = v.sort(dim=1)
+    new = torch.ones_like(ordered)
+    new[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    return torch.empty_like(ordered).scatter_(1, order, new.cumsum(1) - 1)
+
+
 def discrete_mutual_info(a: Tensor, b: Tensor) -> Tensor:
     """m[i, j] = plug-in I(a_i; b_j) in nats (sklearn ``mutual_info_score``) for int64 rows
-    a (I, S) and b (J, S) of non-negative class indices: float64 (I, J). All pairs at once from
-    one joint histogram."""
+    a (I, S) and b (J, S) of class labels (any integers: :func:`dense_classes`): float64 (I, J).
+    All pairs at once from one joint histogram."""
+    a, b = dense_classes(a), dense_classes(b)
     n_a, n_b = int(a.max()) + 1, int(b.max()) + 1
     count_i, count_j, samples = a.shape[0], b.shape[0], a.shape[1]
     i = torch.arange(count_i, device=a.device)[:, None, None]
@@ -49,7 +65,8 @@ def discrete_mutual_info(a: Tensor, b: Tensor) -> Tensor:
 
 
 def discrete_entropy(v: Tensor) -> Tensor:
-    """H(v_k) = I(v_k; v_k) in nats for int64 (K, S) rows: float64 (K,)."""
+    """H(v_k) = I(v_k; v_k) in nats for int64 (K, S) rows of class labels: float64 (K,)."""
+    v = dense_classes(v)
     counts = torch.zeros(v.shape[0], int(v.max()) + 1, dtype=REDUCE, device=v.device)
     counts.scatter_add_(1, v, torch.ones_like(v, dtype=REDUCE))
     p = counts / v.shape[1]

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from vaetool.analysis.qstar import QStar
-from vaetool.errors import ConfigError
+from vaetool.errors import ConfigError, DataError
 
 INFLUENTIAL_THRESHOLD_NATS = 0.5
 ACTIVE_THRESHOLD = 0.01
 NORMAL_VARIANCE_TOLERANCE = 0.1  # τ of the normal-variance count (MATH.md §11, a proposal)
+QSTAR_TENSORS = ("mean", "s2", "mean_mu2", "mean_var", "mean_logvar", "var_mu")
 
 
 def factor_information(s2: Tensor, mean_logvar: Tensor) -> Tensor:
@@ -144,6 +145,7 @@ def factor_indicators(
         raise ConfigError(f"‹threshold› {influential_threshold}: expected >= 0 nats")
     if active_threshold < 0:
         raise ConfigError(f"active threshold {active_threshold}: expected >= 0")
+    check_qstar(q)
     mi = factor_information(q.s2, q.mean_logvar)
     rate = kl_prior(q.mean_mu2, q.mean_var, q.mean_logvar)
     return FactorIndicators(
@@ -162,3 +164,20 @@ def factor_indicators(
         influential_threshold=float(influential_threshold),
         active_threshold=float(active_threshold),
     )
+
+
+def check_qstar(q: QStar) -> None:
+    """DataError (one line) unless every field of ``q`` is one float (H,) tensor, H >= 1, on one
+    device, and N >= 2 (a q* built by hand, or read from a damaged file, is caught here, not
+    deep inside the arithmetic)."""
+    fields = {name: getattr(q, name) for name in QSTAR_TENSORS}
+    shapes = {name: tuple(t.shape) for name, t in fields.items()}
+    if len(set(shapes.values())) != 1 or len(shapes["s2"]) != 1 or shapes["s2"][0] < 1:
+        shown = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
+        raise DataError(f"q* statistics have shapes {shown}; expected one (H,) shape, H >= 1")
+    if not all(t.is_floating_point() for t in fields.values()):
+        raise DataError("q* statistics must be floating-point tensors")
+    if len({t.device for t in fields.values()}) != 1:
+        raise DataError("q* statistics are on different devices; expected one")
+    if isinstance(q.n, bool) or not isinstance(q.n, int) or q.n < 2:
+        raise DataError(f"q* was fitted on N = {q.n!r} points; expected an integer >= 2")

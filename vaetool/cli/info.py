@@ -7,18 +7,25 @@ from vaetool.cli._render import check_format, emit_frame, emit_text
 
 
 def info(checkpoint: CheckpointArg, fmt: FormatOpt = "table", output: OutputOpt = None) -> None:
-    """Print a checkpoint's config: model, data, training and summary (no weights are loaded).
+    """Print a checkpoint's config: model, data, training and summary, after checking that its
+    weights load (a checkpoint whose metadata reads but whose weights do not is shown, then
+    refused with exit 1).
 
     Example: vaetool info runs/mnist/model.safetensors --format json
     """
     import json
 
+    from vaetool.errors import CheckpointError, marked
     from vaetool.report.info import info_frame
-    from vaetool.workflows import read_info
+    from vaetool.workflows.source import inspect_checkpoint
 
     check_format(fmt)
-    details = read_info(checkpoint)
+    # metadata that does not read: one line, nothing to show; weights that do not load (the
+    # validation every other command runs): shown, then refused
+    details, problem = inspect_checkpoint(checkpoint)
     if fmt == "json":
         emit_text(json.dumps(details.to_document(), indent=2) + "\n", output)
-        return
-    emit_frame(info_frame(details), fmt, output, title=str(checkpoint))
+    else:
+        emit_frame(info_frame(details), fmt, output, title=str(checkpoint))
+    if problem is not None:
+        raise CheckpointError(f"{marked(problem)}; it cannot be loaded (its metadata is shown)")

@@ -43,10 +43,13 @@ def study(
     with training_display() as (on_batch, _, _):
         result = run_study(request, _announce, on_batch)
     _console.result_line(f"results  {result.results}")
+    repaired = f", repaired {len(result.repaired)}" if result.repaired else ""
     _console.note(f"trained {len(result.trained)}, already done or running elsewhere "
-                  f"{len(result.skipped)}, failed {len(result.failed)}")  # fmt: skip
+                  f"{len(result.skipped)}, failed {len(result.failed)}{repaired}")  # fmt: skip
     for line in result.failed:
         _console.note(f"failed: {shown(line)}")
+    for line in result.unreadable:  # another shard's, or held by a run elsewhere
+        _console.note(f"unreadable summary (a row of results.csv says so): {shown(line)}")
 
 
 def _announce(done: int, total: int, name: str) -> None:

@@ -236,6 +236,8 @@ def train(
                 "its own settings (only --device and --threads may be given)",
                 param_hint="--resume",
             )
+        if _finished(resume):
+            return
         with training_display() as (on_batch, on_epoch, _):
             if _is_seed_group(resume):
                 show = _labelled(on_epoch)
@@ -276,6 +278,22 @@ def parse_options(items: list[str]) -> dict[str, object]:
         except tomllib.TOMLDecodeError:
             parsed[key] = text.strip()
     return parsed
+
+
+def _finished(folder: Path) -> bool:
+    """A run that already finished: its checkpoints and a note, nothing to resume (exit 0)."""
+    from vaetool.workflows.train import finished_run
+
+    done = finished_run(folder)
+    for checkpoint, _ in done:
+        _console.result_line(f"checkpoint  {checkpoint}")
+    if done:
+        epochs = ", ".join(sorted({str(e) for _, e in done}))
+        _console.note(
+            f"{folder}: the run already finished (epochs: {epochs}); nothing to "
+            "resume (to train longer, start a new run with a larger --epochs)"
+        )
+    return bool(done)
 
 
 def _is_seed_group(folder: Path) -> bool:

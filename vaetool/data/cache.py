@@ -6,18 +6,22 @@ keeps every image made once in one file under the cache folder, named by what ma
 generator's version; the folder's file names, sizes and times), and later reads come from that
 file (a memory map) at memory speed. Binary images (dSprites) are stored as packed bits (512
 bytes for 64 x 64: 377 MB for the whole grid instead of 3 GB), others as their uint8 pixels.
+The file's whole size is reserved on disk when it is opened (``posix_fallocate``), so a disk
+without room for it is one warning and images made on demand, never a SIGBUS through the map.
 
 File layout: N check bytes, then N rows. A row counts as stored only when its check byte
 equals :func:`row_check` of its bytes (never 0, the value of unwritten space), so a row whose
 bytes did not reach the disk (a crash, a power cut) is simply made again. Rows are
-written with ``pwrite`` (a full disk is an ``OSError``, never a crash through the memory map),
-bytes first, check byte after. Processes sharing one file may make the same row at once: they
+written with ``pwrite`` into the reserved space (a short write is an ``OSError``), bytes
+first, check byte after. Processes sharing one file may make the same row at once: they
 write the same bytes. The cache folder is ``$VAETOOL_CACHE``, else ``$XDG_CACHE_HOME/vaetool``,
 else ``~/.cache/vaetool``; ``VAETOOL_CACHE=off`` makes every image on demand.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import warnings
 from collections.abc import Callable
@@ -63,10 +67,9 @@ class RowCache:
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             have = os.fstat(self.fd).st_size
-            if have == 0:
-                os.ftruncate(self.fd, size)  # sparse: unwritten rows read as zeros (not stored)
-            elif have != size:
+            if have not in (0, size):
                 raise OSError(f"it is {have} bytes, expected {size}; left alone")
+            _reserve(self.fd, path, size, fresh=have == 0)
             self.map = np.memmap(path, dtype=np.uint8, mode="r", shape=(size,))
         except BaseException:
             os.close(self.fd)
@@ -97,9 +100,9 @@ class RowCache:
         checks = row_check(packed)
         for start, stop in _runs(indices):  # one write per run of consecutive rows
             first = int(indices[start])
-            os.pwrite(self.fd, packed[start:stop].tobytes(), self.n + first * self.row_bytes)
+            _write(self.fd, packed[start:stop].tobytes(), self.n + first * self.row_bytes)
         for start, stop in _runs(indices):
-            os.pwrite(self.fd, checks[start:stop].tobytes(), int(indices[start]))
+            _write(self.fd, checks[start:stop].tobytes(), int(indices[start]))
         self.known[indices] = True
 
     def get(self, indices: np.ndarray, make: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
@@ -120,6 +123,39 @@ class RowCache:
         os.close(self.fd)
 
 
+def _reserve(fd: int, path: Path, size: int, fresh: bool) -> None:
+    """Give the file ``fd`` its ``size`` bytes of real disk space, or raise OSError.
+
+    A sparse file (``ftruncate``) would be no promise: on a full file system a page of it
+    touched through the memory map — on tmpfs even a read of a hole — is a SIGBUS that kills
+    the process without a word. ``posix_fallocate`` reserves every block now (a no-op for
+    blocks already there), so a full disk is an ENOSPC here and the images are made on demand.
+    A file this call began is removed again when the space is not there.
+    """
+    allocate = getattr(os, "posix_fallocate", None)
+    try:
+        if allocate is None:  # no such call (macOS): a sparse file, as before
+            os.ftruncate(fd, size)
+        else:
+            allocate(fd, 0, size)
+    except OSError as err:
+        if fresh:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        reason = err.strerror or str(err)
+        raise OSError(err.errno, f"could not reserve its {size / 1e6:.0f} MB ({reason})") from err
+
+
+def _write(fd: int, payload: bytes, offset: int) -> None:
+    """``pwrite`` all of ``payload`` at ``offset``; a short write (a full disk) is an OSError."""
+    done = 0
+    while done < len(payload):
+        wrote = os.pwrite(fd, payload[done:], offset + done)
+        if wrote <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        done += wrote
+
+
 def _runs(indices: np.ndarray) -> list[tuple[int, int]]:
     """(start, stop) positions of the runs of consecutive values in sorted ``indices``."""
     breaks = np.flatnonzero(np.diff(indices) != 1) + 1
@@ -137,8 +173,8 @@ def open_cache(name: str, n: int, pixels: int, binary: bool = False) -> RowCache
         return RowCache(folder / name, n, pixels, binary)
     except OSError as err:
         warnings.warn(
-            f"image cache {folder / name} unusable ({err}); making images on demand "
-            f"(set {CACHE_ENV} to a writable folder, or to off)",
+            f"image cache {folder / name} unusable ({err.strerror or err}); making images on "
+            f"demand (set {CACHE_ENV} to a writable folder with room, or to off)",
             VaetoolWarning,
             stacklevel=3,
         )

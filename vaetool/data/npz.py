@@ -6,6 +6,7 @@ bool, or float with values in [0, 1]. ``y``: (N,) integers. Nothing is ever unpi
 
 from __future__ import annotations
 
+import math
 import zipfile
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import torch
 from vaetool.data.base import ArrayData
 from vaetool.errors import DataError
 
+DEFLATE_RATIO = 1032  # deflate inflates at most ~1032 bytes per compressed byte
 CHANNELS = (1, 3)
 LAYOUTS = "(N,H,W), (N,H,W,C) or (N,C,H,W) with C in {1,3}"
 
@@ -32,11 +34,49 @@ def open_npz(path: Path, what: str) -> np.lib.npyio.NpzFile:
     return npz
 
 
+def npy_header(
+    archive: zipfile.ZipFile, member: str, archive_size: int
+) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) of ``member`` from its .npy header, reading no data. ValueError when the
+    header is not one numpy writes, or claims more bytes than the member can hold (numpy would
+    allocate the claimed size, e.g. 1.46 TiB, before reading): the member's recorded size,
+    capped by its compressed bytes on disk (``archive_size``) times what deflate can inflate."""
+    readers = {
+        (1, 0): np.lib.format.read_array_header_1_0,
+        (2, 0): np.lib.format.read_array_header_2_0,
+    }
+    info = archive.getinfo(member)
+    with archive.open(member) as stream:
+        version = np.lib.format.read_magic(stream)
+        if version not in readers:
+            raise ValueError(f"{member} has unsupported .npy format version {version}")
+        shape, _, dtype = readers[version](stream)
+        header = stream.tell()
+    if dtype.hasobject:  # pickled: the reader refuses it, whatever its size
+        return tuple(shape), dtype
+    stored = min(info.compress_size, max(archive_size - info.header_offset, 0))
+    ratio = {zipfile.ZIP_STORED: 1, zipfile.ZIP_DEFLATED: DEFLATE_RATIO}.get(info.compress_type)
+    held = info.file_size if ratio is None else min(info.file_size, stored * ratio + 1024)
+    claimed = math.prod(shape) * dtype.itemsize
+    if claimed > held - header:
+        raise ValueError(
+            f"{member}'s header claims shape {tuple(shape)} of {dtype.name} ({claimed:,} bytes) "
+            f"but the member holds at most {max(held - header, 0):,} bytes: damaged or crafted"
+        )
+    return tuple(shape), dtype
+
+
 def read_array(npz: np.lib.npyio.NpzFile, path: Path, key: str, what: str) -> np.ndarray:
-    """Array ``key`` of an open .npz; DataError if absent, pickled or unreadable."""
+    """Array ``key`` of an open .npz; DataError if absent, pickled, unreadable or if its header
+    claims more data than the file holds (:func:`npy_header`)."""
     if key not in npz.files:
         found = ", ".join(repr(k) for k in npz.files) or "none"
         raise DataError(f"{path}: no array {key!r} (found {found}); expected {what}")
+    member = key + ".npy" if key + ".npy" in npz.zip.namelist() else key
+    try:
+        npy_header(npz.zip, member, path.stat().st_size)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path}: array {key!r} is not readable ({exc}); expected {what}") from None
     try:
         return npz[key]
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:

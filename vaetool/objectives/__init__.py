@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from vaetool.config import ModelConfig
+from vaetool.errors import ConfigError
 from vaetool.models import VAE
 
 # each module registers its objectives with @OBJECTIVES.register when imported
@@ -22,6 +24,19 @@ def resolve_options(name: str, raw: dict[str, Any]) -> dict[str, Any]:
 
     cls = OBJECTIVES.get(name)
     return asdict(make_options("objective", name, cls.Options, raw))
+
+
+def check_fits(name: str, options: dict[str, Any], config: ModelConfig) -> None:
+    """Refuse the objective ``name`` with ``options`` for the model ``config``: options that do
+    not fit it (a regularised factor it lacks), or a categorical code the loss leaves out."""
+    cls = OBJECTIVES.get(name)
+    cls.check_model(options, config)
+    if config.categories and not cls.supports_code:
+        codes = ", ".join(n for n in OBJECTIVES.names() if OBJECTIVES.get(n).supports_code)
+        raise ConfigError(
+            f"‹objective› {name} with ‹categories› {config.categories}: its loss "
+            f"decomposes the Gaussian KL only; a categorical code trains with {codes}"
+        )
 
 
 def build_objective(
@@ -40,5 +55,6 @@ __all__ = [
     "Objective",
     "TrainContext",
     "build_objective",
+    "check_fits",
     "resolve_options",
 ]

@@ -13,8 +13,8 @@ mnist5k at λ = 10; docs/reproduction.md). ``vmi_entropy = "batch"`` (beyond the
 entropy of the batch's mean code H(ȳ) instead, 0 for a constant code.
 
 Per batch (eq. 7): (a) one Adam step on Q maximising E log Q(ẑ | x̃); (b) one step on the VAE
-with Q frozen on a fresh forward pass. Q (:func:`vaetool.analysis.vmi.build_q`) is saved with
-the model as ``objective.q.*``.
+with Q frozen on a fresh forward pass, the only pass that fits a learned decoder noise. Q
+(:func:`vaetool.analysis.vmi.build_q`) is saved with the model as ``objective.q.*``.
 """
 
 from __future__ import annotations
@@ -173,12 +173,23 @@ class VMIRegularised(Objective):
         """Q descends −E log Q (its own parameters only), the VAE its loss."""
         return {"vae": terms["loss"], "q": terms["q_loss"]}
 
+    def q_pass_loss(self, x: Tensor) -> Tensor:
+        """−E log Q(ẑ | x̃) for step (a): the VAE's forward without its gradient and without
+        the likelihood's noise fit (σ̂², EM), which belongs to the VAE pass (b) alone — fitted
+        in both, ‹noise_warmup› lasted half its steps and mog2 ran two EM iterations a batch."""
+        code = self.vae.code
+        if code is not None:
+            code.set_step(self.step)
+        with torch.no_grad():
+            out = self.vae(x)
+        return -self.log_q(out).mean()
+
     def train_step(self, x: Tensor) -> dict[str, Tensor]:
         """(a) a step on Q alone, then (b) a step on the VAE with Q frozen on a fresh forward
-        pass (paper 001 eq. 7); the terms of (b), detached."""
+        pass (paper 001 eq. 7), which fits the decoder noise; the terms of (b), detached."""
         with autocast(self.context.device, self.context.precision):
-            first = self.all_terms(x)
-        apply_step({"q": self.q_optimizer}, {"q": first["q_loss"]})
+            q_loss = self.q_pass_loss(x)
+        apply_step({"q": self.q_optimizer}, {"q": q_loss})
         with autocast(self.context.device, self.context.precision):
             terms = self.all_terms(x)
         apply_step({"vae": self.vae_optimizer}, {"vae": terms["loss"]})

@@ -9,6 +9,10 @@ anything else.
   into, because replacing it with a regular file would destroy it (and a reader would get
   nothing).
 - A folder, a block device or a socket: refused with one line.
+
+A write that fails (a full disk, a quota, an I/O error) raises :class:`WriteError`, which names
+the file ("cannot write PATH: No space left on device") and is still an ``OSError`` for callers
+that fall back on one.
 """
 
 from __future__ import annotations
@@ -18,14 +22,30 @@ import stat
 import tempfile
 from pathlib import Path
 
-from vaetool.errors import VaetoolError
+from vaetool.errors import VaetoolError, render
+
+
+class WriteError(VaetoolError, OSError):
+    """A file could not be written: the message names it; ``errno``, ``strerror`` and
+    ``filename`` are the OSError's."""
+
+    def __str__(self) -> str:
+        return render(Exception.__str__(self))
+
+
+def cannot_write(path: str | os.PathLike[str], err: OSError) -> WriteError:
+    """The WriteError for ``err`` raised while writing ``path``."""
+    error = WriteError(f"cannot write {path}: {err.strerror or err}")
+    error.errno, error.strerror, error.filename = err.errno, err.strerror, os.fspath(path)
+    return error
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` as described above; returns ``path``.
 
     Raises VaetoolError if the folder is missing or not writable or the path is a kind of file
-    that cannot be written; OSError from the write itself (e.g. a full disk) propagates.
+    that cannot be written, and WriteError (an OSError too) naming ``path`` if the write itself
+    fails (e.g. a full disk); the final name is then untouched.
     """
     target = Path(path)
     kind = _kind(target)
@@ -79,7 +99,7 @@ def _write_through(path: Path, data: bytes) -> None:
             while view:
                 view = view[handle.write(view) or 0 :]
     except OSError as err:
-        raise VaetoolError(f"{path}: cannot write ({err.strerror or err})") from None
+        raise cannot_write(path, err) from None
 
 
 def _replace(target: Path, data: bytes, shown: Path) -> None:
@@ -97,8 +117,10 @@ def _replace(target: Path, data: bytes, shown: Path) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and not isinstance(err, WriteError):
+            raise cannot_write(shown, err) from None
         raise
 
 

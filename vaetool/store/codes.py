@@ -1,6 +1,9 @@
 """Stored codes (a foreign model's representation with its ground-truth factors): an .npz or
 .safetensors holding ``mu`` (N, H) floats and ``factors`` (N, K) non-negative ints, read for
-`vaetool metrics CODES` (``vaetool encode`` writes them). Nothing is unpickled.
+`vaetool metrics CODES` (``vaetool encode`` writes them). Nothing is unpickled; every array is
+checked before use (an .npz header claiming more data than the file holds is refused before
+anything is allocated), and each factor's values become classes 0..C-1 in increasing order, so
+a class value of 1e15 costs nothing (the metrics need only which rows share a value).
 """
 
 from __future__ import annotations
@@ -16,14 +19,14 @@ CODES_WHAT = "stored codes: an .npz or .safetensors with 'mu' (N, H) and 'factor
 
 
 def read_codes(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(mu float64 (N, H), factor classes int64 (N, K)) from a CODES file."""
+    """(mu float64 (N, H), factor classes int64 (N, K), each factor's 0..C-1) from CODES."""
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.numpy import load_file
 
         try:
             arrays = load_file(str(path))
-        except (OSError, SafetensorError) as err:
+        except (OSError, SafetensorError, TypeError, ValueError) as err:
             raise DataError(f"{path}: not readable as {CODES_WHAT} ({err})") from None
         for key in ("mu", "factors"):
             if key not in arrays:
@@ -36,11 +39,24 @@ def read_codes(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if mu.ndim != 2 or factors.ndim != 2 or len(mu) != len(factors) or len(mu) < 2:
         raise DataError(f"{path}: 'mu' {mu.shape} and 'factors' {factors.shape}; expected "
                         "(N, H) and (N, K) with the same N >= 2")  # fmt: skip
+    if mu.shape[1] < 1 or factors.shape[1] < 1:
+        raise DataError(f"{path}: 'mu' {mu.shape} and 'factors' {factors.shape}; expected at "
+                        "least one code (H >= 1) and one factor (K >= 1)")  # fmt: skip
     if not np.issubdtype(mu.dtype, np.floating) or not np.isfinite(mu).all():
-        raise DataError(f"{path}: 'mu' must hold finite floats")
+        raise DataError(f"{path}: 'mu' must hold finite floats; expected {CODES_WHAT}")
     if not np.issubdtype(factors.dtype, np.integer) or (factors < 0).any():
-        raise DataError(f"{path}: 'factors' must hold non-negative integer classes")
-    return mu.astype(np.float64), factors.astype(np.int64)
+        raise DataError(f"{path}: 'factors' must hold non-negative integer classes "
+                        f"(has dtype {factors.dtype}); expected {CODES_WHAT}")  # fmt: skip
+    return mu.astype(np.float64), factor_classes(factors)
+
+
+def factor_classes(factors: np.ndarray) -> np.ndarray:
+    """int64 (N, K): each factor's values as classes 0..C_k-1 in increasing order of value
+    (np.unique per factor: the order is kept, gaps are closed, C_k <= N whatever the values)."""
+    classes = np.empty(factors.shape, dtype=np.int64)
+    for k in range(factors.shape[1]):  # over factors (K columns), not over points
+        classes[:, k] = np.unique(factors[:, k], return_inverse=True)[1].reshape(-1)
+    return classes
 
 
 def is_codes_file(path: Path) -> bool:

@@ -16,7 +16,12 @@ from typing import Any
 
 from vaetool.config import ModelConfig
 from vaetool.errors import ConfigError
-from vaetool.models import MODEL_COMPONENTS, option_fields, resolve_component_options
+from vaetool.models import (
+    ARCHITECTURES,
+    MODEL_COMPONENTS,
+    option_fields,
+    resolve_component_options,
+)
 from vaetool.options import type_ok
 
 OWN = {f.name for f in fields(ModelConfig)} - {f"{family}_options" for family in MODEL_COMPONENTS}
@@ -35,6 +40,12 @@ def model_from_document(raw: dict[str, Any]) -> ModelConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"ModelConfig: expected a mapping, got {type(raw).__name__}")
     model = {k: v for k, v in raw.items() if k in OWN}
+    architecture = model.get("architecture")
+    if architecture is None or model.get("image_shape") is None:
+        raise ConfigError("ModelConfig: a stored model needs its architecture and image_shape")
+    if not isinstance(architecture, str) or architecture not in ARCHITECTURES:
+        raise ConfigError(f"architecture {architecture!r}: expected one of "
+                          f"{', '.join(ARCHITECTURES.names())}")  # fmt: skip
     rest = {k: v for k, v in raw.items() if k not in OWN}
     for family in MODEL_COMPONENTS:
         name = model.get(family, getattr(ModelConfig, family))

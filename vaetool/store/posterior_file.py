@@ -24,7 +24,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import Tensor
 
-from vaetool.analysis.encode import Posterior
+from vaetool.analysis.encode import Posterior, check_plausible, plausible
+from vaetool.data.npz import npy_header
 from vaetool.errors import ConfigError, DataError, VaetoolWarning
 from vaetool.store.checkpoint import METADATA_KEY
 
@@ -91,7 +92,8 @@ class PosteriorFile:
 
         A ``.safetensors`` file is read one block at a time (O(batch_size · H) memory); an
         ``.npz`` is read whole first. Each block is checked: :class:`DataError` names the first
-        [row, col] holding NaN or inf, or a logvar whose exp overflows float64.
+        [row, col] holding NaN or inf, a logvar whose exp overflows float64, or a value that
+        cannot be right (|mu| > 2**24, |logvar| > 87: vaetool.analysis.encode.LIMITS).
         """
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1; got {batch_size}")
@@ -116,9 +118,10 @@ def open_posterior_file(path: str | Path) -> PosteriorFile:
     """Open ``path`` and check its names, dtypes and shapes from the header, reading no values.
 
     Raises :class:`DataError` (one line naming the file and what was expected) for a missing,
-    unreadable or unsupported file, missing ``mu``/``logvar``, a non-float dtype, or shapes that
-    are not one (N, H) with N >= 2 and H >= 1. Warns (:class:`VaetoolWarning`) when H > N: the
-    arrays may have been saved transposed.
+    unreadable or unsupported file, missing ``mu``/``logvar``, a non-float dtype, shapes that
+    are not one (N, H) with N >= 2 and H >= 1, or an .npz header claiming more data than its
+    member holds (checked before anything is allocated). Warns (:class:`VaetoolWarning`) when
+    H > N: the arrays may have been saved transposed.
     """
     target = Path(path)
     if not target.is_file():
@@ -257,13 +260,17 @@ def _check_shapes(path: Path, kind: str, mu: _Stored, logvar: _Stored) -> tuple[
 
 def _check_values(path: Path, name: str, block: Tensor, first_row: int) -> None:
     """DataError naming the first [row, col] of ``block`` (rows from ``first_row``) that is NaN or
-    inf, or, for logvar, whose exp overflows float64 (logvar > ~709.78). One sync when valid."""
+    inf, or, for logvar, whose exp overflows float64 (logvar > ~709.78), or that cannot be right
+    (outside vaetool.analysis.encode.LIMITS: |mu| <= 2**24, |logvar| <= 87). One sync when valid."""
     low, high = torch.aminmax(block)  # one pass; NaN propagates (far cheaper than isfinite)
     ok = torch.isfinite(low) & torch.isfinite(high)
     if name == "logvar":  # exp is monotone: only the largest value can overflow
         ok &= torch.isfinite(high.to(torch.float64).exp())
-    if bool(ok):
+    finite, in_range = torch.stack([ok, ok & plausible(name, low, high)]).tolist()
+    if in_range:
         return
+    if finite:
+        check_plausible(name, block, f"{path}: ", first_row)
     bad = ~torch.isfinite(block)
     if name == "logvar":
         bad |= torch.isinf(block.to(torch.float64).exp())
@@ -283,24 +290,17 @@ def _nonfinite_name(value: float) -> str:
 
 
 def _inspect_npz(path: Path) -> tuple[list[str], dict[str, _Stored]]:
-    """Member names and the .npy headers of ``mu``/``logvar``: no array data is read."""
+    """Member names and the .npy headers of ``mu``/``logvar``: no array data is read, and a
+    header claiming more data than its member holds is refused before anything is allocated."""
     with _unreadable(path), zipfile.ZipFile(path) as archive:
         members = {m.removesuffix(".npy"): m for m in archive.namelist() if m.endswith(".npy")}
-        stored = {k: _npy_header(archive, members[k]) for k in REQUIRED if k in members}
-    return sorted(members), stored
-
-
-def _npy_header(archive: zipfile.ZipFile, member: str) -> _Stored:
-    readers = {
-        (1, 0): np.lib.format.read_array_header_1_0,
-        (2, 0): np.lib.format.read_array_header_2_0,
+        size = path.stat().st_size
+        headers = {k: npy_header(archive, members[k], size) for k in REQUIRED if k in members}
+    stored = {
+        k: _Stored(shape, "object" if dtype.hasobject else dtype.name)
+        for k, (shape, dtype) in headers.items()
     }
-    with archive.open(member) as stream:
-        version = np.lib.format.read_magic(stream)
-        if version not in readers:
-            raise ValueError(f"{member} has unsupported .npy format version {version}")
-        shape, _, dtype = readers[version](stream)
-    return _Stored(tuple(shape), "object" if dtype.hasobject else dtype.name)
+    return sorted(members), stored
 
 
 def _npz_blocks(path: Path, rows: int, batch_size: int) -> Iterator[tuple[int, Tensor, Tensor]]:

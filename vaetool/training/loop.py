@@ -23,7 +23,7 @@ from vaetool.config import DataConfig, ModelConfig, TrainConfig
 from vaetool.data import SPLIT_NAMES, ImageData, Split, load_dataset, split_indices
 from vaetool.data.feed import DeviceFeed
 from vaetool.device import check_bytes, resolve_device
-from vaetool.errors import ConfigError, VaetoolWarning
+from vaetool.errors import ConfigError, DataError, VaetoolWarning
 from vaetool.models import VAE, architecture_for_shape, build_model, check_choice, default_lr
 from vaetool.objectives import TrainContext, build_objective, resolve_options
 from vaetool.store.checkpoint import CheckpointInfo
@@ -176,9 +176,15 @@ def describe(session: Session, kept: int, status: str) -> CheckpointInfo:
 
 def information_check(model: VAE, feed: DeviceFeed) -> dict[str, float | int]:
     """q* I_h on the validation split (MATH.md §1): how many factors are influential and the
-    largest I_h (nats); warns on posterior collapse (none above 0.5 nats). One encoder pass."""
+    largest I_h (nats); warns on posterior collapse (none above 0.5 nats), or that no check
+    was possible when the posterior is implausible (analysis.encode.check_plausible): the
+    trained weights are saved either way. One encoder pass."""
     accumulator = QStarAccumulator(model.config.latents)
-    encode(model, feed, keep=False, accumulator=accumulator)
+    try:
+        encode(model, feed, keep=False, accumulator=accumulator)
+    except DataError as error:  # an implausible posterior: the run is still saved, and said
+        warnings.warn(f"no information check: {error}", VaetoolWarning, stacklevel=2)
+        return {}
     qstar = accumulator.finalize()
     mi = factor_information(qstar.s2, qstar.mean_logvar)
     influential, largest = int((mi > INFLUENTIAL_THRESHOLD_NATS).sum()), float(mi.max())

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from vaetool.errors import CheckpointError
+from vaetool.store.atomic import cannot_write
 from vaetool.store.checkpoint import save_checkpoint
 from vaetool.store.locks import try_hold
 from vaetool.training.session import EpochRecord, TrainResult
@@ -86,17 +87,23 @@ class RunFolder:
 
     def _open_history(self, records: list[EpochRecord]) -> None:
         path = self.folder / HISTORY_NAME
-        self._history = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115
-        self._columns = list(records[0].row())
-        csv.writer(self._history).writerow(self._columns)
+        try:
+            self._history = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+            self._columns = list(records[0].row())
+            csv.writer(self._history).writerow(self._columns)
+        except OSError as err:
+            raise cannot_write(path, err) from None
         for record in records:
             self._write(record)
 
     def _write(self, epoch: EpochRecord) -> None:
         assert self._history is not None and self._columns is not None
         row = epoch.row()
-        csv.writer(self._history).writerow([_cell(row[c]) for c in self._columns])
-        self._history.flush()
+        try:
+            csv.writer(self._history).writerow([_cell(row[c]) for c in self._columns])
+            self._history.flush()
+        except OSError as err:  # a full disk: the row is lost, the resumable state is kept
+            raise cannot_write(self.folder / HISTORY_NAME, err) from None
 
     def save(self, result: TrainResult, name: str) -> Path:
         """Write ``result`` as ``name``; refuses if another process put a checkpoint there."""

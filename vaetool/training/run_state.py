@@ -7,11 +7,15 @@ One safetensors file in checkpoint format 2, written atomically at the end of ev
   the non-tensor parts (hyperparameters, scalar entries) in the JSON document;
 - ``rng.torch`` (and ``rng.cuda.<i>``) the global generators, ``rng.shuffle`` the data order;
 - ``best.*`` the best epoch's weights (``--keep best``);
-- the document's ``resume`` entry: the epochs done, as history rows.
+- the document's ``resume`` entry: the epochs done, as history rows, and ``sha256``, the checksum
+  of the tensors and the rest of the document (:func:`state_sha256`).
 
-Nothing is unpickled. Restoring opens the same session the run started with (same configs, data,
-split and seed) and loads these states into it, so on a CPU a resumed run ends bit-identical to
-an uninterrupted one.
+Nothing is unpickled, and nothing read back is trusted: a state whose checksum does not match
+(flipped bytes, an edited setting), whose resume entry is not the shape written here, or that
+has done more epochs than its ``train.epochs`` is refused with one line naming the file (a
+state written before the checksum existed is checked for shape only). Restoring opens the
+same session the run started with (same configs, data, split and seed) and loads these states
+into it, so on a CPU a resumed run ends bit-identical to an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 
 import torch
 
-from vaetool.errors import CheckpointError
+from vaetool.errors import CheckpointError, field
 from vaetool.store.checkpoint import (
     MODEL_PREFIX,
     OBJECTIVE_PREFIX,
@@ -31,6 +35,7 @@ from vaetool.store.checkpoint import (
     read_tensors,
     write_state,
 )
+from vaetool.store.sidecar import payload_sha256
 from vaetool.training.loop import describe, open_session
 from vaetool.training.session import EpochRecord, Session, kept_epoch
 
@@ -53,15 +58,36 @@ def save_run_state(path: Path, session: Session) -> Path:
     history = session.history
     document = describe(session, kept_epoch(history, "last"), "running").to_document()
     document["resume"] = {"history": [r.row() for r in history], "optimizers": optim_doc}
+    document["resume"]["sha256"] = state_sha256(tensors, document)
     return write_state(path, tensors, document)
 
 
+def state_sha256(tensors: dict[str, torch.Tensor], document: dict[str, Any]) -> str:
+    """SHA-256 of a run state: its tensors (:func:`payload_sha256`) and its document as JSON
+    (keys sorted, ``resume.sha256`` itself left out)."""
+    plain = json.loads(json.dumps(document))  # a copy, as read back
+    plain.get("resume", {}).pop("sha256", None)
+    return payload_sha256(tensors, plain)
+
+
 def load_run_state(path: Path, device: str = "auto") -> Session:
-    """The session saved in ``path``, ready to run its remaining epochs."""
+    """The session saved in ``path``, ready to run its remaining epochs; CheckpointError (one
+    line naming the file) for a damaged state, checked before the session is opened."""
     info = read_info(path)
-    resume = _resume_entry(path)
-    session = open_session(info.model, info.data, info.train, device)
+    document, resume = _resume_entry(path)
     tensors = read_tensors(path)
+    stored = resume.get("sha256")
+    if stored is not None and stored != state_sha256(tensors, document):
+        raise CheckpointError(f"{path}: the run state is damaged (its tensors or settings do not "
+                              "match its checksum); it cannot be resumed")  # fmt: skip
+    _check_entry(path, resume)
+    history = _history(path, resume["history"])
+    if len(history) > info.train.epochs:
+        raise CheckpointError(
+            f"{path}: the run state has done {len(history)} epochs but its {field('epochs')} is "
+            f"{info.train.epochs}; the state was altered and cannot be resumed"
+        )
+    session = open_session(info.model, info.data, info.train, device)
     try:
         session.model.load_state_dict(_section(tensors, MODEL_PREFIX), strict=True)
         session.objective.load_state_dict(_section(tensors, OBJECTIVE_PREFIX), strict=True)
@@ -69,16 +95,20 @@ def load_run_state(path: Path, device: str = "auto") -> Session:
             state = _section(tensors, f"{OPTIM_PREFIX}{name}.")
             optimizer.load_state_dict(_unflatten_optimizer(state, resume["optimizers"][name]))
         _restore_rng(session, tensors)
-    except (RuntimeError, KeyError, ValueError) as err:
-        raise CheckpointError(f"{path}: the run state does not match its config ({err})") from None
-    session.history = [EpochRecord.from_row(row) for row in resume["history"]]
+    except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError) as err:
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"{path}: the run state does not match its config ({detail})"
+        ) from None
+    session.history = history
     session.last = {k: v.clone() for k, v in session.model.state_dict().items()}
     best = _section(tensors, BEST_PREFIX)
     session.best = {k: v.to(session.device) for k, v in best.items()} or None
     return session
 
 
-def _resume_entry(path: Path) -> dict[str, Any]:
+def _resume_entry(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the document, its ``resume`` entry)."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as handle:
@@ -86,7 +116,46 @@ def _resume_entry(path: Path) -> dict[str, Any]:
     entry = document.get("resume")
     if not isinstance(entry, dict) or "history" not in entry or "optimizers" not in entry:
         raise CheckpointError(f"{path}: not a resumable run state (no 'resume' entry)")
-    return entry
+    return document, entry
+
+
+def _check_entry(path: Path, entry: dict[str, Any]) -> None:
+    """The entry's shape: ``history`` a list, ``optimizers`` a mapping of {"param_groups": list,
+    "scalars": mapping}, ``sha256`` a string when present; else CheckpointError."""
+    optimizers = entry["optimizers"]
+    problem = None
+    if not isinstance(entry["history"], list):
+        problem = f"'history' is {type(entry['history']).__name__}, not a list of epochs"
+    elif not isinstance(optimizers, dict) or not all(
+        isinstance(doc, dict)
+        and isinstance(doc.get("param_groups"), list)
+        and isinstance(doc.get("scalars"), dict)
+        for doc in optimizers.values()
+    ):
+        problem = "'optimizers' is not a mapping of optimiser states"
+    elif not isinstance(entry.get("sha256", ""), str):
+        problem = "'sha256' is not a string"
+    if problem is not None:
+        raise CheckpointError(f"{path}: the run state's resume entry is damaged ({problem}); it "
+                              "cannot be resumed")  # fmt: skip
+
+
+def _history(path: Path, rows: list[Any]) -> list[EpochRecord]:
+    """The epochs done, 1, 2, … in order; CheckpointError naming the first bad row."""
+    history = []
+    for number, row in enumerate(rows, 1):  # one row per epoch done, not per data point
+        try:
+            record = EpochRecord.from_row(row)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise CheckpointError(
+                f"{path}: the run state's history row {number} is damaged "
+                f"({type(err).__name__}: {err}); it cannot be resumed"
+            ) from None
+        if record.epoch != number:
+            raise CheckpointError(f"{path}: the run state's history row {number} is epoch "
+                                  f"{record.epoch}; it cannot be resumed")  # fmt: skip
+        history.append(record)
+    return history
 
 
 def _section(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

@@ -23,7 +23,7 @@ import torch
 from vaetool.config import DataConfig, TrainConfig
 from vaetool.data import factor_classes, load_dataset
 from vaetool.errors import CheckpointError, ConfigError, DataError
-from vaetool.importers import IMPORTERS, ForeignModel, check_against
+from vaetool.importers import IMPORTERS, ForeignModel, cast_state, check_against
 from vaetool.models import build_model
 from vaetool.progress import StageProgress
 from vaetool.store.atomic import is_special, write_atomic
@@ -68,14 +68,12 @@ def import_model(request: ImportRequest) -> ImportResult:
     foreign = IMPORTERS.get(request.format)(Path(request.source))
     spec = request.data or foreign.dataset
     if spec is None:
-        raise ConfigError(
-            f"‹data›: {request.format} does not record which data set {request.source} was "
-            "trained on; name it (e.g. ‹data› mnist5k, npz:FILE, folder:DIR)"
-        )
+        raise ConfigError(_name_the_data(foreign, request))
     model = build_model(foreign.config)
     own = {k: v for k, v in model.state_dict().items() if k.startswith("likelihood.")}
     state = {**own, **foreign.state}  # the likelihood's noise comes from the config (σ²)
     check_against(state, model.state_dict(), foreign.weights)
+    state = cast_state(state, model.state_dict(), foreign.weights)
     model.load_state_dict(state, strict=True)
     model.eval()
     data = load_dataset(spec)
@@ -92,6 +90,17 @@ def import_model(request: ImportRequest) -> ImportResult:
     )
     return ImportResult(save_checkpoint(request.out, model, info, overwrite=request.force), info,
                         foreign)  # fmt: skip
+
+
+def _name_the_data(foreign: ForeignModel, request: ImportRequest) -> str:
+    """Why ‹data› is needed: the source names no data set, or one vaetool has no spec for."""
+    shape = "×".join(str(n) for n in foreign.config.image_shape or ())
+    if foreign.source_dataset is None:
+        return (f"‹data›: {request.format} does not record which data set {request.source} was "
+                "trained on; name it (e.g. ‹data› mnist5k, npz:FILE, folder:DIR)")  # fmt: skip
+    return (f"‹data›: {request.source}'s config names data set {foreign.source_dataset!r} "
+            f"({shape} images), which vaetool cannot load by that name; name the images it was "
+            f"trained on with ‹data› ({foreign.data_hint})")  # fmt: skip
 
 
 def _check_runs(model: torch.nn.Module, data: Any) -> None:

@@ -5,7 +5,8 @@ A checkpoint is represented as dlib does: r(x) = mu of observations drawn for un
 factor values (a data set holding every factor combination, such as dSprites, answers any
 combination; another labelled data set is sampled by rows, which supports the metrics that need
 no intervention). A CODES file (.npz or .safetensors with ``mu`` (N, H) and ``factors`` (N, K)) is
-sampled by rows.
+used whole, every row once (``samples`` instead draws that many rows with replacement, as dlib
+samples a data set).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class MetricsRequest:
     source: Path
     metrics: str = "all"
     data: str | None = None  # default: the checkpoint's own data set
-    samples: int | None = None  # num_train (num_test = half); default dlib's 10 000
+    samples: int | None = None  # num_train (num_test = half); default dlib's 10 000 (CODES: all)
     seed: int = 0
     device: str = "auto"
 
@@ -46,20 +47,57 @@ class MetricsResult:
 
 
 class CodesTruth:
-    """Stored codes and factor classes, sampled by rows (uniform, with replacement)."""
+    """Stored codes and factor classes, drawn by rows.
+
+    By default uniformly with replacement, ``n`` rows a draw (dlib's sampling of a data set).
+    With ``every_row``, each metric sees every row exactly once, in an order drawn from its
+    RandomState: its first draw is every row, whatever ``n`` (so a 20 000-row file's MIG is its
+    MIG), or, ``held_out``, the first two thirds of them (dlib's num_train : num_test = 2 : 1) and
+    its second draw the remaining third, on which a classifier is scored; a further draw falls
+    back to ``n`` rows with replacement. A ``CodesTruth`` with ``every_row`` serves one metric.
+    """
 
     can_intervene = False
 
-    def __init__(self, codes: np.ndarray, classes: np.ndarray) -> None:
+    def __init__(
+        self,
+        codes: np.ndarray,
+        classes: np.ndarray,
+        every_row: bool = False,
+        held_out: bool = False,
+    ) -> None:
         self.codes, self.classes = codes, classes
         self.factor_sizes = tuple(int(c) + 1 for c in classes.max(0))
+        self.every_row, self.held_out = every_row, held_out
+        self._parts: list[np.ndarray] = []
+        self._rng: np.random.RandomState | None = None
 
     def sample(self, n: int, rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
-        rows = rng.randint(len(self.codes), size=n)
+        if self.every_row and rng is not self._rng:  # a metric's first draw
+            self._rng, order = rng, rng.permutation(len(self.codes))
+            split = -(-2 * len(order) // 3) if self.held_out else len(order)
+            self._parts = [order[:split], order[split:]] if self.held_out else [order]
+        rows = self._parts.pop(0) if self._parts else rng.randint(len(self.codes), size=n)
         return self.codes[rows], self.classes[rows]
 
     def represent(self, classes: np.ndarray) -> np.ndarray:
         raise DataError("stored codes cannot represent chosen factor values")
+
+
+def codes_metrics(path: Path, names: list[str], seed: int, samples: int | None) -> MetricsResult:
+    """The metrics of a CODES file: every row once per metric unless ``samples`` (then that many
+    drawn with replacement, test half); a metric that trains classifiers (``needs_sklearn``)
+    fits them on two thirds of the rows and scores them on the rest."""
+    codes, classes = read_codes(path)
+    if samples is not None:
+        values = compute_metrics(CodesTruth(codes, classes), names, seed, samples)
+        return MetricsResult(path, "stored codes", values, names, len(codes))
+    values: dict[str, float] = {}
+    for name in names:
+        truth = CodesTruth(codes, classes, every_row=True,
+                           held_out=METRICS.get(name).needs_sklearn)  # fmt: skip
+        values.update(compute_metrics(truth, [name], seed))
+    return MetricsResult(path, "stored codes", values, names, len(codes))
 
 
 def label_factor(data: ImageData) -> np.ndarray | None:
@@ -115,10 +153,7 @@ def compute(request: MetricsRequest) -> MetricsResult:
     names = metric_names(request.metrics)
     path = Path(request.source)
     if path.suffix == ".npz" or (path.suffix == ".safetensors" and is_codes_file(path)):
-        codes, classes = read_codes(path)
-        truth = CodesTruth(codes, classes)
-        values = compute_metrics(truth, names, request.seed, request.samples)
-        return MetricsResult(path, "stored codes", values, names, len(codes))
+        return codes_metrics(path, names, request.seed, request.samples)
     source = open_source(path, request.device)
     model, info = source.checkpoint("metrics")
     # the metrics sample the factor space: the whole data set, not the sample it trained on

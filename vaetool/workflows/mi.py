@@ -11,6 +11,7 @@ matches the request exactly; ``--qstar FILE`` names one, and a mismatch is then 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,11 +28,12 @@ from vaetool.analysis.qstar import QSTAR_VARIANTS, QStar, QStarAccumulator
 from vaetool.analysis.ranking import Ranking, check_estimators, rank_factors
 from vaetool.analysis.vmi import VMIEstimate, VMIOptions, build_q, evaluate_bounds, fit_q
 from vaetool.config import check_finite, check_seed
-from vaetool.errors import CheckpointError, ConfigError
+from vaetool.errors import CheckpointError, ConfigError, VaetoolWarning
 from vaetool.models import VAE
 from vaetool.progress import StageProgress
 from vaetool.store.checkpoint import CheckpointInfo
 from vaetool.store.sidecar import (
+    DamagedSidecar,
     FitRecord,
     QRecord,
     load_q_sidecar,
@@ -228,10 +230,15 @@ def vmi_bounds(
                      options.lr, options.seed, 0.0)  # fmt: skip
     q = None
     if path.is_file() and not refit:
-        state, _, found = load_q_sidecar(path)
-        if replace(found, last_gain=0.0) == wanted:
-            q = build_q(model.config).to(source.device)
-            q.load_state_dict({k: v.to(source.device) for k, v in state.items()}, strict=True)
+        try:  # a damaged sidecar is fitted again, with a warning (never used)
+            state, _, found = load_q_sidecar(path)
+            if replace(found, last_gain=0.0) == wanted:
+                q = build_q(model.config).to(source.device)
+                q.load_state_dict({k: v.to(source.device) for k, v in state.items()}, strict=True)
+        except (DamagedSidecar, RuntimeError) as err:
+            what = err.what if isinstance(err, DamagedSidecar) else f"{path}: does not fit Q"
+            warnings.warn(f"{what}; fitting Q again now", VaetoolWarning, stacklevel=2)
+            q = None
     if q is None:
         stage = None if progress is None else (lambda d, t: progress("fitting Q (VMI)", d, t))
         fitted = fit_q(model, options, on_progress=stage)
@@ -310,7 +317,14 @@ def _sidecar_fit(source: Source, request: RankRequest) -> tuple[QStar, FitRecord
     assert path is not None
     if not named and not path.is_file():
         return None
-    qstar, record = load_sidecar(path, device=source.device)
+    try:
+        qstar, record = load_sidecar(path, device=source.device)
+    except DamagedSidecar as err:  # found beside the source: fitted again, with a warning
+        if named:
+            raise
+        warnings.warn(f"{err.what}; fitting q* again now (`vaetool mi fit` stores the fit)",
+                      VaetoolWarning, stacklevel=2)  # fmt: skip
+        return None
     wanted = _record(source, request.points, request.variant, record.n)
     mismatch = _mismatch(record, wanted, source.is_checkpoint)
     if mismatch is None:

@@ -22,10 +22,10 @@ from vaetool.analysis.qstar import QStarAccumulator
 from vaetool.data import SPLIT_NAMES, ImageData, load_dataset, split_indices
 from vaetool.data.feed import DeviceFeed
 from vaetool.device import inference_batch_size, resolve_device
-from vaetool.errors import ConfigError, DataError, field
+from vaetool.errors import CheckpointError, ConfigError, DataError, field
 from vaetool.models import VAE
 from vaetool.progress import Progress, StageProgress
-from vaetool.store.checkpoint import CheckpointInfo, load_checkpoint
+from vaetool.store.checkpoint import CheckpointInfo, check_checkpoint, load_checkpoint, read_info
 from vaetool.store.posterior_file import PosteriorFile, is_posterior_file, open_posterior_file
 from vaetool.store.sidecar import file_sha256
 
@@ -128,6 +128,13 @@ class Source:
         data = load_dataset(
             spec or cfg.spec, subset=None if spec else cfg.subset, seed=cfg.split_seed
         )
+        if spec == cfg.spec and cfg.subset is not None and cfg.subset > len(data):
+            # the full set asked for by name (metrics): its stored subset must still fit it,
+            # as it must for every command that reads the checkpoint's own sample
+            raise DataError(
+                f"{self.path.name}: its data subset {cfg.subset} exceeds the {len(data)} images "
+                f"of {cfg.spec}; expected an integer from 1 to {len(data)}"
+            )
         if tuple(data.shape) != tuple(info.model.image_shape):
             raise DataError(
                 f"‹data› {spec or cfg.spec}: images are {tuple(data.shape)} but {self.path.name} "
@@ -156,6 +163,17 @@ class Source:
             return POSTERIOR_DATA, "all"
         assert self.info is not None
         return points.data or self.info.data.spec, points.resolved_split
+
+
+def inspect_checkpoint(path: str | Path) -> tuple[CheckpointInfo, CheckpointError | None]:
+    """What `vaetool info` shows: the checkpoint's metadata (a CheckpointError when that does not
+    read), and why its weights cannot be loaded — the validation every command runs — or None."""
+    info = read_info(path)
+    try:
+        check_checkpoint(path)
+    except CheckpointError as err:
+        return info, err
+    return info, None
 
 
 def open_source(path: str | Path, device: str | torch.device = "auto") -> Source:

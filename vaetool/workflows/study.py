@@ -12,6 +12,7 @@ A plan (TOML)::
     [grid]                       # lists: every combination is a point
     beta = [1, 2, 4]
     objective = ["beta_vae", "beta_tcvae"]
+    # max_runs = 20000           # a plan of more runs than 10,000 is refused unless this says so
 
 Several grids (``[[grid]]`` tables) give the union of their points: paper 002 sweeps σ² for
 fixed-noise models and β for noise-learning ones in one study.
@@ -20,11 +21,19 @@ Layout: ``DIR/study.toml`` (the plan), ``DIR/runs/<point>/seed-<s>/`` (a run fol
 ``summary.json``: the run's settings, status, final validation terms and its factors' ranking
 summary), ``DIR/results.csv`` (one row per summary, rebuilt after every run).
 
+Checked before anything trains: every key (one no setting or component has is named, with the
+table it is in), every grid point's settings, and the size: the runs are counted from the
+grids' sizes before a point is made, and a plan of more than ``max_runs`` (10,000) runs, or one
+that sets nothing (it would train the default model), is refused with one line.
+
 Resumable and shardable without coordination: a run with a summary is skipped (a failed one
 too: delete its summary.json to retry it), so a folder holding only the plan and the summaries
 (a campaign committed without its checkpoints) continues where it stopped; an unfinished run
 resumes from its state, one locked by another process is left to it; ``--shard K/N`` takes
-every N-th unit of work. Each
+every N-th unit of work. Nothing read back is trusted: a summary that cannot be read is made
+again from the run's checkpoint, and a checkpoint that cannot be loaded is kept as
+``model.damaged.safetensors`` and the run trained again (each a warning); another shard's
+unreadable summary is a row of results.csv with status ``unreadable``, never dropped. Each
 summary is written atomically, and results.csv is rebuilt from all summaries under an
 exclusive lock, so shards running at once on one file system never corrupt it.
 """
@@ -35,13 +44,14 @@ import csv
 import io
 import json
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vaetool.analysis.ranking import Ranking
-from vaetool.errors import CheckpointError, ConfigError, VaetoolError, marked
+from vaetool.errors import CheckpointError, ConfigError, VaetoolError, VaetoolWarning, marked
 from vaetool.store.atomic import write_atomic
 from vaetool.store.locks import exclusive, is_held
 from vaetool.store.text import read_text
@@ -65,6 +75,8 @@ from vaetool.workflows.train import (
 
 SUMMARY_NAME = "summary.json"
 RESULTS_NAME = "results.csv"
+DAMAGED_NAME = "model.damaged.safetensors"  # a finished run's checkpoint that cannot be loaded
+UNREADABLE = "unreadable"  # results.csv's status of a summary that cannot be read
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,8 @@ class StudyResult:
     trained: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)  # finished before, or held elsewhere
     failed: list[str] = field(default_factory=list)  # "folder: reason" (diverged runs)
+    repaired: list[str] = field(default_factory=list)  # "file: what was wrong; what was done"
+    unreadable: list[str] = field(default_factory=list)  # summaries results.csv marks unreadable
 
 
 RunCallback = Callable[[int, int, str], None]  # (unit done, units in the shard, its name)
@@ -104,8 +118,9 @@ def run_study(
             seeds = ",".join(map(str, unit.seeds))
             on_unit(done, len(mine), f"{point_name(unit.point)} seed {seeds}")
         _run_unit(plan, unit, request, result, on_batch)
-        rebuild_results(out)
-    rebuild_results(out)
+        rebuild_results(out, plan)
+    rows = _rebuild(out, plan)
+    result.unreadable = [f"{r['run']}: {r['reason']}" for r in rows if r["status"] == UNREADABLE]
     return result
 
 
@@ -136,12 +151,16 @@ def _run_unit(
 ) -> None:
     folders = unit.run_folders()
     todo = [f for f in folders if not (f / SUMMARY_NAME).exists()]
-    result.skipped += [f for f in folders if f not in todo]
+    damaged = {f: why for f in folders if f not in todo and (why := _unreadable(f / SUMMARY_NAME))}
+    result.skipped += [f for f in folders if f not in todo and f not in damaged]
+    todo += [f for f in folders if f in damaged]  # its summary is made again, never dropped
     if not todo:
         return
     if any(is_held(f / LOCK_NAME) for f in todo):
         result.skipped += todo  # another process is training it
         return
+    for folder in todo:
+        _repair(folder, damaged.get(folder), result)
     settings = {**plan.base, **unit.point, "device": request.device, "threads": request.threads}
     try:
         _train(unit, todo, settings, on_batch)
@@ -157,6 +176,51 @@ def _run_unit(
         _summarise(folder, unit, request.device,
                    metrics=(plan.metrics, plan.metric_samples, spec), prune=plan.prune)  # fmt: skip
         result.trained.append(folder)
+
+
+def _repair(folder: Path, summary_problem: str | None, result: StudyResult) -> None:
+    """A run about to be summarised or trained again: a checkpoint that cannot be loaded is
+    moved aside (``model.damaged.safetensors``) so the run is trained again; an unreadable
+    summary is made again. Each repair is a warning and a line of the result."""
+    checkpoint = folder / CHECKPOINT_NAME
+    problem = _damaged_checkpoint(checkpoint) if checkpoint.exists() else None
+    if problem is not None:
+        checkpoint.replace(folder / DAMAGED_NAME)
+    if summary_problem is None and problem is None:
+        return
+    what = f"{folder / SUMMARY_NAME}: unreadable ({summary_problem})" if summary_problem else ""
+    if problem is not None:
+        what += ("; " if what else "") + f"{checkpoint}: cannot be loaded ({problem})"
+        done = f"kept as {DAMAGED_NAME}; the run is trained again"
+    else:
+        done = "summarised again from its checkpoint" if checkpoint.exists() else "trained again"
+    line = f"{what}; {done}"
+    result.repaired.append(line)
+    warnings.warn(line, VaetoolWarning, stacklevel=3)
+
+
+def _damaged_checkpoint(path: Path) -> str | None:
+    """Why the finished run's checkpoint cannot be loaded, or None when it can."""
+    from vaetool.store.checkpoint import load_checkpoint
+
+    try:
+        load_checkpoint(path)
+    except (VaetoolError, OSError, ValueError, RuntimeError) as err:
+        return marked(err).removeprefix(f"{path}: ")
+    return None
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why ``path`` is not a summary this study wrote, or None when it is one."""
+    try:
+        row = json.loads(read_text(path, "JSON summary"))
+    except VaetoolError as err:
+        return marked(err).removeprefix(f"{path}: ")
+    except (OSError, ValueError, RecursionError) as err:
+        return str(err) or type(err).__name__
+    if not (isinstance(row, dict) and isinstance(row.get("run"), str) and "status" in row):
+        return "not a study summary (a JSON object with run and status)"
+    return None
 
 
 def _train(
@@ -271,23 +335,36 @@ def _number(text: str) -> float | str:
         return text
 
 
-def read_summaries(out: Path) -> list[dict[str, Any]]:
-    """Every run's summary.json under ``out``, in folder order."""
+def read_summaries(out: Path, plan: StudyPlan | None = None) -> list[dict[str, Any]]:
+    """Every run's summary.json under ``out``, in folder order. One that cannot be read is a
+    row too (status ``unreadable``, the reason, and its grid point when ``plan`` is given),
+    never dropped: the next `vaetool study` makes it again."""
+    points = {u.folder.name: u.point for u in units(plan, Path(out))} if plan else {}
     rows = []
     for path in sorted((Path(out) / RUNS_DIR).glob(f"*/seed-*/{SUMMARY_NAME}")):
-        try:
+        reason = _unreadable(path)
+        if reason is None:
             rows.append(json.loads(read_text(path, "JSON summary")))
-        except (OSError, ValueError, RecursionError, VaetoolError):
-            continue  # never half-written (atomic), but a foreign file is not ours
+            continue
+        seed = path.parent.name.removeprefix("seed-")
+        rows.append({"run": str(Path(RUNS_DIR) / path.parent.parent.name / path.parent.name),
+                     **points.get(path.parent.parent.name, {}),
+                     "seed": int(seed) if seed.isdigit() else seed, "status": UNREADABLE,
+                     "reason": f"{SUMMARY_NAME} unreadable ({reason})"})  # fmt: skip
     return rows
 
 
-def rebuild_results(out: Path) -> Path:
+def rebuild_results(out: Path, plan: StudyPlan | None = None) -> Path:
     """DIR/results.csv from every run's summary.json, under an exclusive lock (shards running
     at once serialise here; the last rebuild sees every summary written before it)."""
+    _rebuild(out, plan)
+    return Path(out) / RESULTS_NAME
+
+
+def _rebuild(out: Path, plan: StudyPlan | None) -> list[dict[str, Any]]:
     target = Path(out) / RESULTS_NAME
     with exclusive(Path(out) / ".results.lock"):
-        rows = read_summaries(out)
+        rows = read_summaries(out, plan)
         columns: list[str] = []
         for row in rows:  # lists (a code's histograms) stay in summary.json
             columns += [c for c in row if c not in columns and not isinstance(row[c], list)]
@@ -297,7 +374,7 @@ def rebuild_results(out: Path) -> Path:
         for row in rows:
             writer.writerow({c: _cell(row.get(c, "")) for c in columns})
         write_atomic(target, buffer.getvalue().encode())
-    return target
+    return rows
 
 
 def _cell(value: object) -> object:

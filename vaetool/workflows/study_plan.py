@@ -6,6 +6,7 @@ then cut into units of work (a grid point and the seeds trained for it together)
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import tomllib
 from dataclasses import dataclass
@@ -15,8 +16,13 @@ from typing import Any
 from vaetool.errors import ConfigError, VaetoolError, marked
 from vaetool.store.text import read_text
 from vaetool.workflows.train import parse_seeds, seed_folder, train_request
+from vaetool.workflows.train_settings import check_setting_names
 
 PLAN_NAME = "study.toml"
+PLAN_KEYS = {"base", "grid", "seeds", "stack_seeds", "metrics", "metric_samples", "prune",
+             "max_runs"}  # fmt: skip
+STUDY_SETS = {"out", "seed", "seeds", "force", "device", "threads"}  # the study's own
+MAX_RUNS = 10_000  # a larger grid is refused unless the plan's max_runs says so
 RUNS_DIR = "runs"
 _SAFE = re.compile(r"[^A-Za-z0-9._=+-]")
 
@@ -41,14 +47,31 @@ class StudyPlan:
     def points(self) -> list[dict[str, Any]]:
         """Every combination of each grid's values, the first option varying slowest; grids
         in order (a point two grids share is trained once)."""
-        found: list[dict[str, Any]] = []
+        found: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
         for grid in self.grids:
             names = list(grid)
             for values in itertools.product(*(grid[n] for n in names)):
                 point = dict(zip(names, values, strict=True))
-                if point not in found:
-                    found.append(point)
-        return found
+                found.setdefault(_identity(point), point)  # a dict: linear in the points
+        return list(found.values())
+
+    def run_count(self) -> int:
+        """How many runs the plan asks for, counted from the grids' sizes (nothing expanded):
+        an upper bound when grids share points."""
+        return sum(math.prod(len(v) for v in grid.values()) for grid in self.grids) * len(
+            self.seeds
+        )
+
+
+def _identity(point: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """A grid point as a hashable key, equal for equal points (4 and 4.0 are one point)."""
+    return tuple(sorted((k, _same(v)) for k, v in point.items()))
+
+
+def _same(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return repr(int(value))
+    return repr(value)
 
 
 @dataclass(frozen=True)
@@ -64,18 +87,19 @@ class Unit:
 
 
 def read_plan(path: Path) -> StudyPlan:
-    """The plan in ``path``; any problem is one ConfigError naming the file and the key."""
+    """The plan in ``path``; any problem is one ConfigError naming the file and the key. The
+    runs are counted from the grids' sizes before any point is made, and every point's settings
+    are checked before anything trains."""
     try:
         raw = tomllib.loads(read_text(path, "TOML study plan"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such plan file") from None
     except (OSError, UnicodeDecodeError, RecursionError, tomllib.TOMLDecodeError) as err:
         raise ConfigError(f"{path}: not a readable TOML plan ({err})") from None
-    keys = {"base", "grid", "seeds", "stack_seeds", "metrics", "metric_samples", "prune"}
-    unknown = set(raw) - keys
+    unknown = set(raw) - PLAN_KEYS
     if unknown:
         raise ConfigError(f"{path}: unknown key {sorted(unknown)[0]!r} (expected "
-                          f"{', '.join(sorted(keys))})")  # fmt: skip
+                          f"{', '.join(sorted(PLAN_KEYS))})")  # fmt: skip
     base, grid = raw.get("base", {}), raw.get("grid", {})
     grids = grid if isinstance(grid, list) else [grid]
     if not isinstance(base, dict) or not grids or not all(isinstance(g, dict) for g in grids):
@@ -85,16 +109,9 @@ def read_plan(path: Path) -> StudyPlan:
             if not isinstance(values, list) or not values or any(isinstance(v, dict | list)
                                                                   for v in values):  # fmt: skip
                 raise ConfigError(f"{path}: grid.{key}: expected a non-empty list of values")
-            if len(set(map(str, values))) != len(values):
+            if len({_same(v) for v in values}) != len(values):
                 raise ConfigError(f"{path}: grid.{key}: repeated values")
-    swept = {_key(k) for g in grids for k in g}
-    clash = {_key(k) for k in base} & swept
-    forbidden = {"out", "seed", "seeds", "resume", "force", "config", "device", "threads"} & (
-        {_key(k) for k in base} | swept)  # fmt: skip
-    if clash or forbidden:
-        what = sorted(clash or forbidden)[0]
-        raise ConfigError(f"{path}: {what!r} cannot be set there (the study sets out, seed, "
-                          "device and threads; an option is in [base] or in [grid])")  # fmt: skip
+    _check_names(path, base, grids)
     try:
         seeds = parse_seeds(raw.get("seeds", [0]))
     except ConfigError as err:
@@ -117,12 +134,46 @@ def read_plan(path: Path) -> StudyPlan:
     plan = StudyPlan({_key(k): v for k, v in base.items()},
                      tuple({_key(k): v for k, v in g.items()} for g in grids), seeds, stack,
                      metrics, samples, prune)  # fmt: skip
+    _check_size(path, plan, raw.get("max_runs", MAX_RUNS))
     for point in plan.points():  # every setting checked before anything trains
         try:
             train_request({**plan.base, **point, "seed": plan.seeds[0]})
         except VaetoolError as err:
             raise ConfigError(f"{path}: point {point_name(point)}: {marked(err)}") from None
     return plan
+
+
+def _check_names(path: Path, base: dict[str, Any], grids: list[dict[str, Any]]) -> None:
+    """Every key of [base] and the grids is a training setting the study does not set itself,
+    and is set in one place."""
+    for table, keys in (("[base]", list(base)), *(("[grid]", list(g)) for g in grids)):
+        check_setting_names([_key(k) for k in keys], f"{path} {table}")
+    swept = {_key(k) for g in grids for k in g}
+    clash = {_key(k) for k in base} & swept
+    forbidden = STUDY_SETS & ({_key(k) for k in base} | swept)
+    if clash or forbidden:
+        what = sorted(clash or forbidden)[0]
+        raise ConfigError(f"{path}: {what!r} cannot be set there (the study sets out, seed, "
+                          "device and threads; an option is in [base] or in [grid])")  # fmt: skip
+
+
+def _check_size(path: Path, plan: StudyPlan, limit: Any) -> None:
+    """Refuse a plan that sets nothing (it would train the default model) or asks for more
+    runs than ``max_runs`` (counted from the grids' sizes, before any point is made)."""
+    if not plan.base and not plan.swept:
+        raise ConfigError(f"{path}: the plan sets nothing ([base] and [grid] are empty or "
+                          "missing) and would train the default model; expected settings in "
+                          "[base], lists to sweep in [grid], or both")  # fmt: skip
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 2**63 - 1:
+        raise ConfigError(f"{path}: max_runs {limit!r}: expected a positive integer")
+    count = plan.run_count()
+    if count > limit:
+        sizes = " + ".join(" × ".join(str(len(v)) for v in g.values()) or "1" for g in plan.grids)
+        sizes = f"({sizes})" if len(plan.grids) > 1 else sizes
+        seeds = f"{len(plan.seeds)} seed{'s' if len(plan.seeds) > 1 else ''}"
+        raise ConfigError(f"{path}: the grid asks for {count:,} runs ({sizes} points × "
+                          f"{seeds}), more than max_runs {limit:,}; shrink the grid, or set "
+                          f"max_runs = {count} in the plan to confirm")  # fmt: skip
 
 
 def _prune_rows(path: Path, value: Any) -> str:

@@ -10,20 +10,17 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from vaetool import distributed
-from vaetool.config import DataConfig, ModelConfig, TrainConfig
+from vaetool.config import ModelConfig
 from vaetool.device import configure_threads
 from vaetool.errors import CheckpointError, ConfigError
-from vaetool.models import MODEL_COMPONENTS, option_fields, resolve_component_options
-from vaetool.objectives import resolve_options
-from vaetool.options import comma_ints, option_names
-from vaetool.store.text import read_config_file
+from vaetool.options import option_names
+from vaetool.store.checkpoint import read_info
 from vaetool.training.ensemble import StackEpochCallback, fit_stack, stack_sessions
 from vaetool.training.loop import (
     finish_session,
@@ -48,20 +45,34 @@ from vaetool.training.session import (
     Session,
     TrainResult,
 )
+from vaetool.workflows.train_settings import (
+    DATA_KEYS,
+    MODEL_ALIASES,
+    RUN_KEYS,
+    TRAIN_KEYS,
+    TrainRequest,
+    check_objective_fits,
+    parse_seeds,
+    train_request,
+)
 
-
-@dataclass(frozen=True)
-class TrainRequest:
-    """Train a VAE with the papers' architecture for the data's image shape into ``out``."""
-
-    out: Path = Path("vaetool-run")
-    data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    threads: int | None = None  # CPU threads for torch (None: torch's default)
-    force: bool = False
-    device: str = "auto"
-    seeds: tuple[int, ...] = ()  # train these K seeds at once into out/seed-S (training.ensemble)
+__all__ = [  # train_settings' names re-exported: the settings' route (train_request)
+    "DATA_KEYS",
+    "MODEL_ALIASES",
+    "RUN_KEYS",
+    "TRAIN_KEYS",
+    "TrainOutcome",
+    "TrainRequest",
+    "check_objective_fits",
+    "finished_run",
+    "parse_seeds",
+    "resume_run",
+    "resume_seeds",
+    "seed_folder",
+    "train_request",
+    "train_run",
+    "train_seeds",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -181,7 +192,7 @@ def resume_seeds(
         runs = [held.enter_context(RunFolder(f, resume=True)) for f in folders]
         sessions = []
         for run in runs:
-            session = load_run_state(run.folder / RESUME_NAME, device)  # sets the global RNG
+            session = _resumable(run.folder / RESUME_NAME, device)  # sets the global RNG
             run.rewrite_history(session.history)
             sessions.append(_own_noise(session))
         return _run_stack(sessions, runs, on_batch, on_epoch)
@@ -243,11 +254,41 @@ def resume_run(
     configure_threads(threads)
     if distributed.env_rank() > 0:
         RunFolder(out, resume=True).check()
-        return _unwritten(load_run_state(Path(out) / RESUME_NAME, device), Path(out), on_batch)
+        return _unwritten(_resumable(Path(out) / RESUME_NAME, device), Path(out), on_batch)
     with RunFolder(out, resume=True) as run:
-        session = load_run_state(run.folder / RESUME_NAME, device)
+        session = _resumable(run.folder / RESUME_NAME, device)
         run.rewrite_history(session.history)
         return _run(session, run, on_batch, on_epoch)
+
+
+def _resumable(path: Path, device: str) -> Session:
+    """The session saved in ``path``, refused when its epochs done do not fit its settings (a
+    ``train.epochs`` edited below them, records out of order): resuming it would "finish"
+    without training, or train the wrong epochs."""
+    session = load_run_state(path, device)
+    done, epochs = len(session.history), session.train_config.epochs
+    if [r.epoch for r in session.history] != list(range(1, done + 1)):
+        raise CheckpointError(f"‹resume› {path}: its history is not epochs 1-{done} in order; "
+                              "the state was altered, nothing to continue from")  # fmt: skip
+    if done > epochs:
+        raise CheckpointError(
+            f"‹resume› {path}: {done} epochs done but its train.epochs is {epochs}; the state "
+            "was altered (a run never does more epochs than it was set), nothing to continue"
+        )
+    return session
+
+
+def finished_run(out: Path) -> list[tuple[Path, int]]:
+    """(checkpoint, epochs) of the run in ``out`` when it finished and has nothing to resume,
+    one per seed for a ``--seeds`` run whose seeds all finished; [] otherwise."""
+    out = Path(out)
+    if (out / CHECKPOINT_NAME).is_file():
+        found = [out / CHECKPOINT_NAME]
+    elif (out / RESUME_NAME).exists() or any(out.glob(f"seed-*/{RESUME_NAME}")):
+        return []
+    else:
+        found = sorted(out.glob(f"seed-*/{CHECKPOINT_NAME}"))
+    return [(path, read_info(path).train.epochs) for path in found]
 
 
 def _run(
@@ -280,105 +321,3 @@ def _stopped(stop: Diverged | Interrupted, run: RunFolder) -> Diverged | Interru
         if isinstance(stop, Interrupted):
             kept += f"; continue with `vaetool train ‹resume› {run.folder}`"
     return type(stop)(f"{stop.args[0]}; {kept}")
-
-
-# Which settings go where: a setting from --config or a flag lands in one of these (data:
-# DataConfig field names; run: the request's own), the rest are the objective's options.
-DATA_KEYS = {"data": "spec", "subset": "subset", "split_seed": "split_seed"}
-TRAIN_KEYS = ("objective", "epochs", "batch_size", "lr", "seed", "keep", "precision", "graph")
-RUN_KEYS = ("out", "force", "device", "threads", "seeds")
-MODEL_ALIASES = {"latent_categorical": "categories"}  # flag name -> ModelConfig field
-OPTION_TABLES = ("likelihood_options", "encoder_options", "latent_options")  # filled by name
-CHOSEN_BY_DATA = ("architecture", "image_shape", *OPTION_TABLES)
-
-
-def train_request(settings: dict[str, Any], config_file: Path | None = None) -> TrainRequest:
-    """A request from ``--config FILE`` (TOML or JSON, option names with - or _) overridden by
-    ``settings`` (the flags given; None = not given). Model keys are ModelConfig's fields,
-    data keys data/subset/split_seed, training keys objective/epochs/batch_size/lr/seed/keep,
-    run keys out/force/device/threads; a key of the chosen likelihood's or encoder's Options is
-    its option;
-    every other key is an option of the objective, checked by it (one that does not apply is
-    an error naming the flag)."""
-
-    merged = read_config_file(config_file) if config_file is not None else {}
-    merged.update({k: v for k, v in settings.items() if v is not None})
-    for flag, name in MODEL_ALIASES.items():
-        if flag in merged:
-            merged[name] = merged.pop(flag)
-    if "noise_corr" in merged and "latent" not in merged:  # ρ alone picks the latent family
-        if merged["noise_corr"] == 0:
-            merged.pop("noise_corr")  # ρ = 0: the factorised family, the default
-        else:
-            merged["latent"] = "correlated"
-    model_keys = {f.name for f in fields(ModelConfig)} - set(CHOSEN_BY_DATA)
-    data = {DATA_KEYS[k]: merged.pop(k) for k in list(merged) if k in DATA_KEYS}
-    model = {k: merged.pop(k) for k in list(merged) if k in model_keys}
-    for family in MODEL_COMPONENTS:  # the chosen likelihood's and encoder's options by name
-        name = str(model.get(family, getattr(ModelConfig, family)))
-        owned = option_fields(family, name)
-        raw = {k: merged.pop(k) for k in list(merged) if k in owned}
-        model[f"{family}_options"] = resolve_component_options(family, name, raw)
-    _refuse_other_components(model, merged)
-    train = {k: merged.pop(k) for k in list(merged) if k in TRAIN_KEYS}
-    run = {k: merged.pop(k) for k in list(merged) if k in RUN_KEYS}
-    if "out" in run:
-        run["out"] = Path(run["out"])
-    if "seeds" in run:
-        run["seeds"] = parse_seeds(run["seeds"])
-        if "seed" in train:
-            raise ConfigError("‹seed› and ‹seeds›: give one (‹seeds› trains several at once)")
-    train_config = TrainConfig(options=merged, **train)
-    resolve_options(train_config.objective, merged)  # an option that does not apply fails now
-    choice = ModelConfig(**model)
-    check_objective_fits(train_config.objective, choice, train_config.options)
-    return TrainRequest(data=DataConfig(**data), train=train_config, model=choice, **run)
-
-
-def check_objective_fits(
-    objective: str, model: ModelConfig, options: dict[str, Any] | None = None
-) -> None:
-    """An objective whose loss leaves out a categorical code's KL (β-TCVAE) is refused for a
-    model with one, and options that do not fit the model (a regularised factor it lacks),
-    before anything is written."""
-    from vaetool.objectives import OBJECTIVES
-
-    OBJECTIVES.get(objective).check_model(options or {}, model.for_data("mlp", (1, 1, 1)))
-    if model.categories and not OBJECTIVES.get(objective).supports_code:
-        codes = ", ".join(n for n in OBJECTIVES.names() if OBJECTIVES.get(n).supports_code)
-        raise ConfigError(
-            f"‹objective› {objective} with ‹categories› {model.categories}: its loss "
-            f"decomposes the Gaussian KL only; a categorical code trains with {codes}"
-        )
-
-
-def _refuse_other_components(model: dict[str, Any], settings: dict[str, Any]) -> None:
-    """An option of a likelihood or encoder other than the chosen one is refused, naming the
-    chosen one's options."""
-    for family, registry in MODEL_COMPONENTS.items():
-        others = {o for name in registry for o in option_fields(family, name)}
-        for key in settings:
-            if key in others:
-                chosen = str(model.get(family, getattr(ModelConfig, family)))
-                valid = ", ".join(f"‹{o}›" for o in sorted(option_fields(family, chosen)))
-                raise ConfigError(f"‹{key}› does not apply to ‹{family}› {chosen} (its options: "
-                                  f"{valid or 'none'})")  # fmt: skip
-
-
-MAX_SEEDS = 64  # models in one stack
-
-
-def parse_seeds(value: object) -> tuple[int, ...]:
-    """``--seeds 0,1,2`` (or a TOML list): distinct non-negative ints, at most MAX_SEEDS."""
-    expected = "distinct seeds >= 0, e.g. 0,1,2"
-    if isinstance(value, str):
-        seeds = comma_ints("seeds", value, expected)
-    else:
-        is_list = isinstance(value, list | tuple)
-        seeds = tuple(v for v in value if type(v) is int) if is_list else ()  # type: ignore[union-attr]
-        seeds = seeds if is_list and len(seeds) == len(value) else ()  # type: ignore[arg-type]
-    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"‹seeds› {value!r}: expected {expected}")
-    if len(seeds) > MAX_SEEDS:
-        raise ConfigError(f"‹seeds›: {len(seeds)} seeds; at most {MAX_SEEDS} train at once")
-    return seeds
