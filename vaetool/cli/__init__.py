@@ -6,7 +6,9 @@ imports what it needs when it runs.
 
 from __future__ import annotations
 
+import functools
 import sys
+from typing import Any
 
 import typer
 
@@ -82,7 +84,7 @@ def _main(argv: list[str] | None, quiet: bool = False) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore" if quiet else "always", VaetoolWarning)
             warnings.showwarning = _show_warning
-            result = app(args=argv, prog_name="vaetool", standalone_mode=False)
+            result = _command()(args=argv, prog_name="vaetool", standalone_mode=False)
     except typer.Exit as stop:
         return stop.exit_code
     except _usage_errors() as usage:
@@ -107,9 +109,17 @@ def _main(argv: list[str] | None, quiet: bool = False) -> int:
 
 def _flags(argv: list[str]) -> frozenset[str] | None:
     """The long options of the command ``argv`` runs (errors show a field as its flag)."""
+    return command_flags(_command(), tuple(argv))
+
+
+@functools.cache
+def _command() -> Any:
+    """The click command typer builds from ``app``, built once per process (building it walks
+    every command's signature: ~0.1 s, which a notebook or a test calling :func:`main` many
+    times would otherwise pay per call)."""
     import typer.main
 
-    return command_flags(typer.main.get_command(app), tuple(argv))
+    return typer.main.get_command(app)
 
 
 def _usage_errors() -> tuple[type[Exception], ...]:
