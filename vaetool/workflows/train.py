@@ -192,7 +192,7 @@ def resume_seeds(
         runs = [held.enter_context(RunFolder(f, resume=True)) for f in folders]
         sessions = []
         for run in runs:
-            session = _resumable(run.folder / RESUME_NAME, device)  # sets the global RNG
+            session = load_run_state(run.folder / RESUME_NAME, device)  # sets the global RNG
             run.rewrite_history(session.history)
             sessions.append(_own_noise(session))
         return _run_stack(sessions, runs, on_batch, on_epoch)
@@ -254,28 +254,11 @@ def resume_run(
     configure_threads(threads)
     if distributed.env_rank() > 0:
         RunFolder(out, resume=True).check()
-        return _unwritten(_resumable(Path(out) / RESUME_NAME, device), Path(out), on_batch)
+        return _unwritten(load_run_state(Path(out) / RESUME_NAME, device), Path(out), on_batch)
     with RunFolder(out, resume=True) as run:
-        session = _resumable(run.folder / RESUME_NAME, device)
+        session = load_run_state(run.folder / RESUME_NAME, device)
         run.rewrite_history(session.history)
         return _run(session, run, on_batch, on_epoch)
-
-
-def _resumable(path: Path, device: str) -> Session:
-    """The session saved in ``path``, refused when its epochs done do not fit its settings (a
-    ``train.epochs`` edited below them, records out of order): resuming it would "finish"
-    without training, or train the wrong epochs."""
-    session = load_run_state(path, device)
-    done, epochs = len(session.history), session.train_config.epochs
-    if [r.epoch for r in session.history] != list(range(1, done + 1)):
-        raise CheckpointError(f"‹resume› {path}: its history is not epochs 1-{done} in order; "
-                              "the state was altered, nothing to continue from")  # fmt: skip
-    if done > epochs:
-        raise CheckpointError(
-            f"‹resume› {path}: {done} epochs done but its train.epochs is {epochs}; the state "
-            "was altered (a run never does more epochs than it was set), nothing to continue"
-        )
-    return session
 
 
 def finished_run(out: Path) -> list[tuple[Path, int]]:
